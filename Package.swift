@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+// dv: content-addressed data versioning and pipelines. Targets depend downward only (DESIGN.md §11).
+import PackageDescription
+
+let package = Package(
+  name: "dv",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "dv", targets: ["dv"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+  ],
+  targets: [
+    // libcrypto (OpenSSL) for SHA-256 through EVP.
+    .systemLibrary(
+      name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
+      providers: [.apt(["libssl-dev"])]),
+    // Linux calls Swift cannot make directly (variadic ioctl for reflinks, syncfs, copy_file_range).
+    .target(name: "CDVSystem", path: "Sources/CDVSystem"),
+    // Workspace-confined paths, atomic writes, file copy/link, flock, diagnostics, progress protocol.
+    .target(name: "DVBasics", dependencies: ["CDVSystem"]),
+    // Hashing, object ids, tree manifests, the local cache, the stat cache, checkout links, gc, fsck.
+    .target(
+      name: "DVStorage",
+      dependencies: ["DVBasics", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")]),
+    // The façade: one type per workspace operation, config, pointer files, the writer lock.
+    .target(
+      name: "DVWorkspace",
+      dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")]),
+    // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
+    .target(
+      name: "DVCommands",
+      dependencies: [
+        "DVBasics", "DVWorkspace", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    // The executable: Entrypoint.swift only.
+    .executableTarget(name: "dv", dependencies: ["DVCommands"]),
+
+    .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
+    .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
+    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace"]),
+    .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

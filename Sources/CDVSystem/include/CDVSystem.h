@@ -1,0 +1,47 @@
+#ifndef DV_CDVSYSTEM_H
+#define DV_CDVSYSTEM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Clones `src_fd` into `dst_fd` with FICLONE (a reflink). Returns 0, or -1 with errno set
+/// (EOPNOTSUPP / EXDEV / EINVAL when the filesystem cannot share extents).
+int dv_ficlone(int dst_fd, int src_fd);
+
+/// syncfs(2): makes every written file of the filesystem that holds `fd` durable.
+int dv_syncfs(int fd);
+
+/// copy_file_range(2) over whole files; returns bytes copied or -1 with errno.
+ssize_t dv_copy_file_range(int fd_in, int fd_out, size_t len);
+
+/// open(2) with a mode (open is variadic in C and cannot be called with a mode from Swift).
+int dv_open(const char *path, int flags, unsigned int mode);
+
+/// openat(2) with a mode.
+int dv_openat(int dirfd, const char *path, int flags, unsigned int mode);
+
+/// fcntl(fd, F_SETFD, FD_CLOEXEC)-free helper: posix_fadvise sequential on a descriptor.
+int dv_fadvise_sequential(int fd);
+
+/// The resolution of CLOCK_REALTIME_COARSE in nanoseconds: the granularity of file timestamps.
+int64_t dv_coarse_clock_resolution_ns(void);
+
+/// CLOCK_REALTIME_COARSE now, in nanoseconds since the epoch.
+int64_t dv_coarse_now_ns(void);
+
+/// 1 when file descriptor 2 / `fd` is a terminal.
+int dv_isatty(int fd);
+
+
+
+
+/// renameat2(..., RENAME_NOREPLACE): moves `from` to `to` only when `to` does not exist
+/// (EEXIST otherwise), so a cache object is never overwritten.
+int dv_rename_noreplace(const char *from, const char *to);
+
+/// Links an O_TMPFILE descriptor into the filesystem at `path` (EEXIST when it exists).
+int dv_link_tmpfile(int fd, const char *path);
+
+/// Opens an unnamed temporary file in directory `dir` (O_TMPFILE); -1 with errno when unsupported.
+int dv_open_tmpfile(const char *dir, unsigned int mode);
+#endif

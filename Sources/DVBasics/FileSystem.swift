@@ -1,0 +1,185 @@
+import CDVSystem
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Thin, throwing wrappers over the POSIX calls dv uses; every error names the path and action.
+public enum FileSystem {
+  /// The current working directory.
+  public static func currentDirectory() throws -> String {
+    guard let p = getcwd(nil, 0) else { throw SystemError("reading the current directory", errno: errno) }
+    defer { free(p) }
+    return String(cString: p)
+  }
+
+  /// True when something (of any kind, links not followed) exists at `path`.
+  public static func exists(_ path: String) -> Bool {
+    var st = stat()
+    return lstat(path, &st) == 0
+  }
+
+  /// True when `path` is a directory (following links).
+  public static func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+  }
+
+  /// Creates `path` and its missing parents.
+  public static func createDirectory(_ path: String, mode: mode_t = 0o755) throws {
+    if mkdir(path, mode) == 0 { return }
+    let err = errno
+    if err == EEXIST, isDirectory(path) { return }
+    if err == ENOENT {
+      let parent = (path as NSString).deletingLastPathComponent
+      if !parent.isEmpty, parent != path {
+        try createDirectory(parent, mode: mode)
+        if mkdir(path, mode) == 0 || (errno == EEXIST && isDirectory(path)) { return }
+      }
+    }
+    throw SystemError("creating directory '\(path)'", errno: err == ENOENT ? errno : err)
+  }
+
+  /// Reads a whole (small) file; nil when it does not exist.
+  public static func readFileIfPresent(_ path: String) throws -> [UInt8]? {
+    let fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+    if fd < 0 {
+      if errno == ENOENT || errno == ENOTDIR { return nil }
+      throw SystemError("opening '\(path)'", errno: errno)
+    }
+    defer { close(fd) }
+    var result: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+      let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw SystemError("reading '\(path)'", errno: errno)
+      }
+      if n == 0 { break }
+      result.append(contentsOf: chunk[0..<n])
+    }
+    return result
+  }
+
+  /// Reads a whole (small) text file; nil when it does not exist.
+  public static func readTextIfPresent(_ path: String) throws -> String? {
+    guard let bytes = try readFileIfPresent(path) else { return nil }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// Writes every byte of `buffer` to `fd`, retrying short writes.
+  public static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+    var offset = 0
+    while offset < buffer.count {
+      let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw SystemError("writing '\(path)'", errno: errno)
+      }
+      offset += n
+    }
+  }
+
+  /// Replaces `path` with `bytes` atomically: a temporary file beside it, fsync, rename, fsync of
+  /// the directory. Readers see the old content or the new, never a mix.
+  public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    let name = (path as NSString).lastPathComponent
+    let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).dvtmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+    let fd = dv_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, UInt32(mode))
+    if fd < 0 { throw SystemError("creating '\(tmp)'", errno: errno) }
+    var ok = false
+    defer {
+      if !ok { unlink(tmp) }
+    }
+    do {
+      try bytes.withUnsafeBytes { try writeAll(fd, $0, path: tmp) }
+      if fsync(fd) != 0 { throw SystemError("syncing '\(tmp)'", errno: errno) }
+      if fchmod(fd, mode) != 0 { throw SystemError("setting the mode of '\(tmp)'", errno: errno) }
+    } catch {
+      close(fd)
+      throw error
+    }
+    close(fd)
+    try FailPoint.hit("atomic-write:before-rename")
+    if rename(tmp, path) != 0 { throw SystemError("replacing '\(path)'", errno: errno) }
+    ok = true
+    syncDirectory(dir.isEmpty ? "." : dir)
+  }
+
+  /// Writes a text file atomically.
+  public static func writeAtomically(_ text: String, to path: String, mode: mode_t = 0o644) throws {
+    try writeAtomically(Array(text.utf8), to: path, mode: mode)
+  }
+
+  /// fsync of a directory, making renames in it durable; best effort.
+  public static func syncDirectory(_ path: String) {
+    let fd = dv_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
+    if fd >= 0 {
+      fsync(fd)
+      close(fd)
+    }
+  }
+
+  /// syncfs(2) on the filesystem holding `path`: one call makes every object written so far
+  /// durable, instead of an fsync per object.
+  public static func syncFileSystem(containing path: String) throws {
+    let fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+    if fd < 0 { throw SystemError("opening '\(path)' to sync it", errno: errno) }
+    defer { close(fd) }
+    if dv_syncfs(fd) != 0 { throw SystemError("syncing the filesystem of '\(path)'", errno: errno) }
+  }
+
+  /// The names in a directory (without "." and ".."), unsorted.
+  public static func listDirectory(_ path: String) throws -> [(name: String, type: UInt8)] {
+    guard let dir = opendir(path) else { throw SystemError("listing '\(path)'", errno: errno) }
+    defer { closedir(dir) }
+    var result: [(String, UInt8)] = []
+    while let entry = readdir(dir) {
+      let type = entry.pointee.d_type
+      let name = withUnsafePointer(to: &entry.pointee.d_name) {
+        $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+      }
+      if name == "." || name == ".." { continue }
+      result.append((name, type))
+    }
+    return result
+  }
+
+  /// Removes a file, or a directory and everything in it. Read-only cache links are removed too.
+  public static func removeTree(_ path: String) throws {
+    var st = stat()
+    if lstat(path, &st) != 0 {
+      if errno == ENOENT { return }
+      throw SystemError("removing '\(path)'", errno: errno)
+    }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+      for entry in try listDirectory(path) { try removeTree(path + "/" + entry.name) }
+      if rmdir(path) != 0 { throw SystemError("removing directory '\(path)'", errno: errno) }
+    } else if unlink(path) != 0, errno != ENOENT {
+      throw SystemError("removing '\(path)'", errno: errno)
+    }
+  }
+
+  /// Removes a file; a missing file is not an error.
+  public static func removeFile(_ path: String) throws {
+    if unlink(path) != 0, errno != ENOENT { throw SystemError("removing '\(path)'", errno: errno) }
+  }
+
+  /// Removes `directory` and its parents up to (not including) `stop` while they are empty.
+  public static func removeEmptyDirectories(from directory: String, upTo stop: String) {
+    var dir = directory
+    while dir.count > stop.count, dir.hasPrefix(stop), rmdir(dir) == 0 {
+      dir = (dir as NSString).deletingLastPathComponent
+    }
+  }
+
+  /// Resolves symlinks and `..` of an existing path.
+  public static func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+  }
+}

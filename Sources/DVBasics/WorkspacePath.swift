@@ -1,0 +1,136 @@
+/// A normalized path relative to the workspace root that cannot leave it: no leading `/`,
+/// no `.` or `..` components, `/` separators, never empty (the root itself is `"."`).
+public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConvertible {
+  /// The path as written in pointer files and lock files, e.g. `data/raw`.
+  public let value: String
+
+  /// The workspace root itself.
+  public static let root = RelativePath(trusted: ".")
+
+  init(trusted value: String) { self.value = value }
+
+  /// Validates a path as written in a workspace file (a pointer's `path`, a lock entry).
+  /// Returns nil when it is absolute or leaves the workspace.
+  public init?(validating text: String) {
+    guard !text.isEmpty, !text.hasPrefix("/") else { return nil }
+    var parts: [Substring] = []
+    for part in text.split(separator: "/", omittingEmptySubsequences: true) {
+      if part == "." { continue }
+      if part == ".." {
+        if parts.isEmpty { return nil }
+        parts.removeLast()
+        continue
+      }
+      parts.append(part)
+    }
+    value = parts.isEmpty ? "." : parts.joined(separator: "/")
+  }
+
+  public var description: String { value }
+
+  /// The path components; empty for the root.
+  public var components: [Substring] { value == "." ? [] : value.split(separator: "/") }
+
+  /// The last component (the root's is ".").
+  public var basename: String { components.last.map(String.init) ?? "." }
+
+  /// The parent directory; the root's parent is the root.
+  public var parent: RelativePath {
+    guard let slash = value.lastIndex(of: "/") else { return .root }
+    return RelativePath(trusted: String(value[..<slash]))
+  }
+
+  /// `self/name`.
+  public func appending(_ name: String) -> RelativePath {
+    RelativePath(validating: value == "." ? name : value + "/" + name) ?? self
+  }
+
+  /// True when `self` equals `other` or lies inside it.
+  public func isInside(_ other: RelativePath) -> Bool {
+    if other.value == "." { return true }
+    return value == other.value || value.hasPrefix(other.value + "/")
+  }
+
+  /// The absolute path under `root`.
+  public func absolute(under root: String) -> String {
+    value == "." ? root : root + "/" + value
+  }
+
+  /// Byte-wise order, the order of tree manifests.
+  public static func < (a: RelativePath, b: RelativePath) -> Bool {
+    a.value.utf8.lexicographicallyPrecedes(b.value.utf8)
+  }
+}
+
+/// Errors about paths a user gave.
+public enum PathError: DVError {
+  /// The path resolves outside the workspace root.
+  case outsideWorkspace(String, root: String)
+  /// The path does not exist.
+  case missing(String)
+  /// The path lies inside dv's own `.pipeline` directory.
+  case insideMetadata(String)
+
+  public var kind: FailureKind { .badInput }
+
+  public var description: String {
+    switch self {
+    case .outsideWorkspace(let p, let root):
+      return "'\(p)' is outside the workspace '\(root)'; dv only tracks paths inside it"
+    case .missing(let p):
+      return "'\(p)' does not exist; check the path"
+    case .insideMetadata(let p):
+      return "'\(p)' is inside .pipeline/, which dv manages itself; track data outside it"
+    }
+  }
+}
+
+/// Turns paths given on the command line into workspace-relative paths.
+public struct PathResolver: Sendable {
+  /// The absolute, symlink-free workspace root.
+  public let root: String
+  /// The absolute current directory.
+  public let currentDirectory: String
+
+  public init(root: String, currentDirectory: String) {
+    self.root = root
+    self.currentDirectory = currentDirectory
+  }
+
+  /// Resolves a user path lexically against the current directory; throws when it leaves
+  /// the workspace. The path need not exist.
+  public func resolve(_ userPath: String) throws -> RelativePath {
+    let absolute = userPath.hasPrefix("/") ? userPath : currentDirectory + "/" + userPath
+    var parts: [Substring] = []
+    for part in absolute.split(separator: "/", omittingEmptySubsequences: true) {
+      if part == "." { continue }
+      if part == ".." {
+        if !parts.isEmpty { parts.removeLast() }
+        continue
+      }
+      parts.append(part)
+    }
+    let normalized = "/" + parts.joined(separator: "/")
+    if normalized == root { return .root }
+    guard normalized.hasPrefix(root == "/" ? "/" : root + "/") else {
+      throw PathError.outsideWorkspace(userPath, root: root)
+    }
+    let rel = String(normalized.dropFirst(root == "/" ? 1 : root.count + 1))
+    guard let path = RelativePath(validating: rel) else {
+      throw PathError.outsideWorkspace(userPath, root: root)
+    }
+    if path.value == ".pipeline" || path.value.hasPrefix(".pipeline/") {
+      throw PathError.insideMetadata(userPath)
+    }
+    return path
+  }
+
+  /// How to show a workspace path to the user: relative to the current directory when it lies
+  /// below it, else relative to the root.
+  public func display(_ path: RelativePath) -> String {
+    let abs = path.absolute(under: root)
+    if currentDirectory == root { return path.value }
+    if abs.hasPrefix(currentDirectory + "/") { return String(abs.dropFirst(currentDirectory.count + 1)) }
+    return path.value
+  }
+}

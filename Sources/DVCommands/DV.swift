@@ -1,0 +1,59 @@
+import ArgumentParser
+import DVBasics
+import DVWorkspace
+import Foundation
+
+/// The `dv` command: parses, runs one workspace operation, renders the result.
+public struct DV: ParsableCommand {
+  public static let version = "0.1.0"
+
+  public static let configuration = CommandConfiguration(
+    commandName: "dv",
+    abstract: "Content-addressed data versioning and pipelines.",
+    version: version,
+    subcommands: [
+      InitCommand.self, AddCommand.self, StatusCommand.self, CheckoutCommand.self, GCCommand.self,
+      FsckCommand.self,
+    ])
+
+  public init() {}
+
+  /// Runs the command line, mapping every failure to one line on stderr and the exit codes of
+  /// DESIGN.md §1: 0 ok, 1 a check or operation failed, 2 bad usage or bad input.
+  public static func run(arguments: [String]? = nil) -> Never {
+    do {
+      var command = try parseAsRoot(arguments)
+      try command.run()
+      Foundation.exit(0)
+    } catch let error as DVError {
+      Terminal.error(error.description)
+      Foundation.exit(error.kind.exitCode)
+    } catch let code as ExitCode {
+      Foundation.exit(code.rawValue)
+    } catch {
+      let exitCode = Self.exitCode(for: error)
+      let message = Self.fullMessage(for: error)
+      if exitCode == .success {
+        if !message.isEmpty { print(message) }
+        Foundation.exit(0)
+      }
+      FileHandle.standardError.write(Data((message + "\n").utf8))
+      Foundation.exit(2)
+    }
+  }
+}
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+  @Flag(name: .shortAndLong, help: "Print no progress.")
+  var quiet = false
+
+  /// Opens the workspace around the current directory with a progress line on a terminal.
+  func workspace() throws -> Workspace {
+    try Workspace(containing: try FileSystem.currentDirectory(), progress: progress())
+  }
+
+  func progress() -> ProgressReporter {
+    quiet || !Terminal.stderrIsTerminal ? SilentProgress() : TerminalProgress()
+  }
+}

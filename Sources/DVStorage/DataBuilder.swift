@@ -1,0 +1,198 @@
+import DVBasics
+
+/// Whether a tracked path is one file or a directory of files.
+public enum DataKind: String, Sendable {
+  case file
+  case dir
+}
+
+/// The hash and shape of a file or directory as it is in the workspace now.
+public struct BuiltData: Sendable {
+  public var path: RelativePath
+  public var kind: DataKind
+  /// The file's hash, or the directory manifest's hash.
+  public var hash: ObjectID
+  /// Total bytes.
+  public var size: Int64
+  /// Number of files (directories only).
+  public var files: Int?
+  /// The directory's manifest, when it had to be built (nil when the stat cache already knew
+  /// the directory's hash).
+  public var manifest: TreeManifest?
+}
+
+/// Hashes workspace data (for `status`) and puts it into the cache (for `add`), using the stat
+/// cache so that unchanged files are never read again.
+public final class DataBuilder: @unchecked Sendable {
+  public let workspaceRoot: String
+  public let scanner: DirectoryScanner
+  public let state: StateCache
+  public let cache: ObjectCache
+  public let progress: ProgressReporter
+
+  public init(
+    workspaceRoot: String, ignore: IgnoreRules, state: StateCache, cache: ObjectCache, progress: ProgressReporter
+  ) {
+    self.workspaceRoot = workspaceRoot
+    scanner = DirectoryScanner(workspaceRoot: workspaceRoot, ignore: ignore)
+    self.state = state
+    self.cache = cache
+    self.progress = progress
+  }
+
+  /// What hashing should do with the content besides naming it.
+  public enum Mode: Sendable {
+    /// Only compute hashes (status).
+    case inspect
+    /// Also put content into the cache with these strategies (add).
+    case ingest([LinkType])
+  }
+
+  /// Hashes `path` as it is now; nil when nothing is there. With `.ingest`, every object ends up
+  /// in the cache (not yet synced: call `cache.sync()` before writing a pointer).
+  public func build(_ path: RelativePath, mode: Mode, wantManifest: Bool = false) throws -> BuiltData? {
+    let absolute = path.absolute(under: workspaceRoot)
+    guard let stat = try FileStat.of(absolute) else { return nil }
+    switch stat.kind {
+    case .file: return try buildFile(path, absolute: absolute, stat: stat, mode: mode)
+    case .directory: return try buildDirectory(path, mode: mode, wantManifest: wantManifest)
+    default: throw StorageError.unsupportedFileType(path.value)
+    }
+  }
+
+  private func buildFile(_ path: RelativePath, absolute: String, stat: FileStat, mode: Mode) throws -> BuiltData {
+    let known = try state.hash(for: stat)
+    let readStart = FileClock.nowNs()
+    let buffer = IOBuffer()
+    let id: ObjectID
+    var finalStat = stat
+    switch mode {
+    case .inspect:
+      if let known {
+        id = known
+      } else {
+        progress.begin("hashing", totalItems: 1, totalBytes: stat.size)
+        defer { progress.end() }
+        id = try SHA256Hasher.hashFile(absolute, buffer: buffer.bytes, progress: progress).0
+        progress.advance(items: 1, bytes: 0)
+      }
+    case .ingest(let types):
+      progress.begin("adding", totalItems: 1, totalBytes: stat.size)
+      defer { progress.end() }
+      let result = try cache.ingest(file: absolute, stat: stat, known: known, types: types, buffer: buffer, progress: progress)
+      progress.advance(items: 1, bytes: 0)
+      id = result.id
+      if result.replacedWorkspaceFile, let restat = try FileStat.of(absolute) { finalStat = restat }
+    }
+    if known == nil || finalStat != stat {
+      try state.record(files: [(finalStat, id)], readStartNs: known == nil ? readStart : .max)
+    }
+    return BuiltData(path: path, kind: .file, hash: id, size: stat.size, files: nil, manifest: nil)
+  }
+
+  /// The fingerprint of a directory's current stat data (see `TreeState.fingerprint`).
+  func fingerprint(_ files: [ScannedFile]) -> ObjectID {
+    var hasher = SHA256Hasher()
+    hasher.update(scanner.ignore.digest.bytes)
+    var record = [UInt8](repeating: 0, count: 37)
+    for f in files {
+      hasher.update(Array(f.path.utf8))
+      record.withUnsafeMutableBytes { raw in
+        raw.storeBytes(of: 0, toByteOffset: 0, as: UInt8.self)
+        raw.storeBytes(of: f.stat.device.littleEndian, toByteOffset: 1, as: UInt64.self)
+        raw.storeBytes(of: f.stat.inode.littleEndian, toByteOffset: 9, as: UInt64.self)
+        raw.storeBytes(of: f.stat.size.littleEndian, toByteOffset: 17, as: Int64.self)
+        raw.storeBytes(of: f.stat.mtimeNs.littleEndian, toByteOffset: 25, as: Int64.self)
+        raw.storeBytes(of: f.stat.isExecutable ? 1 : 0, toByteOffset: 33, as: UInt32.self)
+      }
+      hasher.update(record)
+    }
+    return hasher.finalize()
+  }
+
+  private func buildDirectory(_ path: RelativePath, mode: Mode, wantManifest: Bool) throws -> BuiltData {
+    var files = try scanner.scan(path)
+    let fp = fingerprint(files)
+    let remembered = try state.tree(path)
+    let ingesting: [LinkType]?
+    if case .ingest(let types) = mode { ingesting = types } else { ingesting = nil }
+
+    if !wantManifest, let remembered, remembered.fingerprint == fp, let hash = remembered.hash,
+      ingesting == nil || (remembered.cached && cache.contains(hash))
+    {
+      let size = files.reduce(0) { $0 + $1.stat.size }
+      return BuiltData(path: path, kind: .dir, hash: hash, size: size, files: files.count, manifest: nil)
+    }
+
+    // Match the scan against the snapshot (both sorted by path bytes) to reuse known hashes.
+    let snapshot = try state.snapshot(path)
+    let snapshotCached = remembered?.cached ?? false
+    var known = [ObjectID?](repeating: nil, count: files.count)
+    var j = 0
+    for (i, f) in files.enumerated() {
+      while j < snapshot.count, snapshot[j].path.utf8.lexicographicallyPrecedes(f.path.utf8) { j += 1 }
+      if j < snapshot.count, snapshot[j].path == f.path, snapshot[j].matches(f.stat) { known[i] = snapshot[j].hash }
+    }
+
+    let readStart = FileClock.nowNs()
+    let base = path.absolute(under: workspaceRoot)
+    var hashes = [ObjectID?](repeating: nil, count: files.count)
+    var restats = [FileStat?](repeating: nil, count: files.count)
+    let todo = (0..<files.count).filter { i in
+      known[i] == nil || (ingesting != nil && !snapshotCached)
+    }
+    let todoBytes = todo.reduce(Int64(0)) { $0 + files[$1].stat.size }
+    progress.begin(ingesting == nil ? "hashing" : "adding", totalItems: todo.count, totalBytes: todoBytes)
+    try hashes.withUnsafeMutableBufferPointer { hashesOut in
+      try restats.withUnsafeMutableBufferPointer { restatsOut in
+        let hashesOut = UnsafeSendableBox(hashesOut)
+        let restatsOut = UnsafeSendableBox(restatsOut)
+        try parallelForEach(todo.count, makeState: { IOBuffer() }) { k, buffer in
+          let i = todo[k]
+          let file = files[i]
+          let absolute = base + "/" + file.path
+          if let types = ingesting {
+            let result = try cache.ingest(
+              file: absolute, stat: file.stat, known: known[i], types: types, buffer: buffer, progress: progress)
+            hashesOut.value[i] = result.id
+            if result.replacedWorkspaceFile { restatsOut.value[i] = try FileStat.of(absolute) }
+          } else {
+            hashesOut.value[i] = try SHA256Hasher.hashFile(absolute, buffer: buffer.bytes, progress: progress).0
+          }
+          progress.advance(items: 1, bytes: 0)
+        }
+      }
+    }
+    progress.end()
+
+    var entries: [TreeEntry] = []
+    entries.reserveCapacity(files.count)
+    var snapshotEntries: [SnapshotEntry] = []
+    snapshotEntries.reserveCapacity(files.count)
+    var allSettled = true
+    for i in 0..<files.count {
+      let id = hashes[i] ?? known[i]!
+      entries.append(TreeEntry(path: files[i].path, hash: id, size: files[i].stat.size, exec: files[i].stat.isExecutable))
+      if let restat = restats[i] { files[i].stat = restat }
+      // Entries reused from the snapshot were settled when recorded; new ones must be now.
+      if known[i] != nil || FileClock.isSettled(mtimeNs: files[i].stat.mtimeNs, readStartNs: readStart) {
+        snapshotEntries.append(SnapshotEntry(path: files[i].path, stat: files[i].stat, hash: id))
+      } else {
+        allSettled = false
+      }
+    }
+    let manifest = TreeManifest(sortedEntries: entries)
+    let json = manifest.canonicalJSON()
+    let id: ObjectID
+    if ingesting != nil {
+      id = try cache.store(json)
+    } else {
+      id = SHA256Hasher.hash(json)
+    }
+    let newFingerprint = allSettled ? fingerprint(files) : nil
+    try state.record(
+      tree: path, fingerprint: newFingerprint, hash: id, cached: ingesting != nil, entries: snapshotEntries)
+    return BuiltData(
+      path: path, kind: .dir, hash: id, size: manifest.totalSize, files: files.count, manifest: manifest)
+  }
+}

@@ -1,0 +1,138 @@
+import DVBasics
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// What making one tracked path match its recorded hash involves.
+public struct CheckoutPlan: Sendable {
+  public var path: RelativePath
+  /// Files to (re)write: path relative to the workspace, object, executable bit.
+  public var writes: [(path: RelativePath, id: ObjectID, exec: Bool)] = []
+  /// Files to delete (their content is in the cache, or `force` allows it).
+  public var deletes: [RelativePath] = []
+  /// Workspace files that would be overwritten or deleted although their content is not cached.
+  public var unsafe: [RelativePath] = []
+  /// Files whose objects are missing from the cache (they are left as they are).
+  public var missing: [(path: RelativePath, id: ObjectID)] = []
+  /// True when the workspace already matches.
+  public var isUpToDate: Bool { writes.isEmpty && deletes.isEmpty && unsafe.isEmpty && missing.isEmpty }
+}
+
+/// Places cached data in the workspace, refusing to destroy anything the cache does not hold.
+public struct DataCheckout: Sendable {
+  public let builder: DataBuilder
+
+  public init(builder: DataBuilder) { self.builder = builder }
+
+  private var cache: ObjectCache { builder.cache }
+
+  /// Compares the workspace at `path` with the recorded `hash` of `kind`.
+  public func plan(_ path: RelativePath, kind: DataKind, hash: ObjectID) throws -> CheckoutPlan {
+    var plan = CheckoutPlan(path: path)
+    let absolute = path.absolute(under: builder.workspaceRoot)
+    let existing = try FileStat.of(absolute)
+
+    switch kind {
+    case .file:
+      if let existing {
+        if existing.kind == .directory {
+          try planRemovalOfDirectory(path, into: &plan)
+        } else if let current = try builder.build(path, mode: .inspect) {
+          if current.hash == hash { return plan }
+          if !cache.contains(current.hash) { plan.unsafe.append(path) }
+        }
+      }
+      if cache.contains(hash) {
+        plan.writes.append((path, hash, false))
+      } else {
+        plan.missing.append((path, hash))
+      }
+      return plan
+
+    case .dir:
+      guard cache.contains(hash) else {
+        plan.missing.append((path, hash))
+        return plan
+      }
+      let manifest = try cache.manifest(hash)
+      var current: [String: TreeEntry] = [:]
+      if let existing {
+        if existing.kind != .directory {
+          if let built = try builder.build(path, mode: .inspect), !cache.contains(built.hash) { plan.unsafe.append(path) } else {
+            plan.deletes.append(path)
+          }
+        } else {
+          if let quick = try builder.build(path, mode: .inspect), quick.hash == hash { return plan }
+          let built = try builder.build(path, mode: .inspect, wantManifest: true)
+          for entry in built?.manifest?.entries ?? [] { current[entry.path] = entry }
+        }
+      }
+      for entry in manifest.entries {
+        let target = path.appending(entry.path)
+        let here = current.removeValue(forKey: entry.path)
+        if let here, here.hash == entry.hash, here.exec == entry.exec { continue }
+        if let here, here.hash != entry.hash, !cache.contains(here.hash) { plan.unsafe.append(target) }
+        if cache.contains(entry.hash) {
+          plan.writes.append((target, entry.hash, entry.exec))
+        } else {
+          plan.missing.append((target, entry.hash))
+        }
+      }
+      for (rel, entry) in current.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        let target = path.appending(rel)
+        if cache.contains(entry.hash) { plan.deletes.append(target) } else { plan.unsafe.append(target) }
+      }
+      return plan
+    }
+  }
+
+  private func planRemovalOfDirectory(_ path: RelativePath, into plan: inout CheckoutPlan) throws {
+    guard let built = try builder.build(path, mode: .inspect, wantManifest: true) else { return }
+    for entry in built.manifest?.entries ?? [] {
+      let target = path.appending(entry.path)
+      if cache.contains(entry.hash) { plan.deletes.append(target) } else { plan.unsafe.append(target) }
+    }
+  }
+
+  /// Carries out a plan. Unsafe paths are deleted or overwritten only with `force` (the caller
+  /// refuses otherwise). Returns how many files were written.
+  @discardableResult
+  public func apply(_ plan: CheckoutPlan, types: [LinkType], force: Bool) throws -> Int {
+    let root = builder.workspaceRoot
+    var deletes = plan.deletes
+    if force {
+      // Unsafe files that are not rewritten below are removed.
+      let written = Set(plan.writes.map(\.path))
+      deletes += plan.unsafe.filter { !written.contains($0) }
+    }
+    for path in deletes {
+      let absolute = path.absolute(under: root)
+      try FileSystem.removeTree(absolute)
+      FileSystem.removeEmptyDirectories(
+        from: path.parent.absolute(under: root), upTo: plan.path.parent.absolute(under: root))
+    }
+    var parents = Set<RelativePath>()
+    for w in plan.writes { parents.insert(w.path.parent) }
+    for dir in parents.sorted() {
+      let absolute = dir.absolute(under: root)
+      // A file standing where a directory must go was planned for deletion above, or is unsafe.
+      try FileSystem.createDirectory(absolute)
+    }
+    let writes = plan.writes
+    let totalBytes = writes.reduce(Int64(0)) { acc, w in acc + ((try? FileStat.of(cache.path(for: w.id)))?.size ?? 0) }
+    let progress = builder.progress
+    progress.begin("checking out", totalItems: writes.count, totalBytes: totalBytes)
+    defer { progress.end() }
+    try parallelForEach(writes.count, makeState: { IOBuffer() }) { i, buffer in
+      let w = writes[i]
+      let absolute = w.path.absolute(under: root)
+      if let existing = try FileStat.of(absolute, followLinks: false), existing.kind == .directory {
+        try FileSystem.removeTree(absolute)
+      }
+      try cache.materialize(w.id, at: absolute, executable: w.exec, types: types, buffer: buffer, progress: progress)
+      progress.advance(items: 1, bytes: 0)
+    }
+    return writes.count
+  }
+}

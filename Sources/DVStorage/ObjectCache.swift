@@ -1,0 +1,472 @@
+import CDVSystem
+import DVBasics
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// How a cached object reaches the workspace (`cache.type`), tried in the configured order.
+public enum LinkType: String, CaseIterable, Sendable {
+  /// A copy-on-write clone (FICLONE): instant, independent, needs btrfs/XFS.
+  case reflink
+  /// A hard link to the read-only cache file: instant, no extra space.
+  case hardlink
+  /// A symbolic link into the cache.
+  case symlink
+  /// A byte copy.
+  case copy
+}
+
+/// The local object store: `.pipeline/cache/sha256/ab/<62 hex>`, write-once and read-only.
+///
+/// Objects are written to an unnamed temporary file (O_TMPFILE; a named one in `.pipeline/tmp`
+/// where the filesystem lacks it), hashed while written, made read-only, then linked into place
+/// without replacing anything, so a crash never leaves a partial object under an object's name.
+/// Durability is batched: callers call `sync()` once before writing a file that references new
+/// objects.
+public final class ObjectCache: @unchecked Sendable {
+  /// `.pipeline/cache`.
+  public let root: String
+  /// `.pipeline/tmp`, for named temporary files.
+  public let tmp: String
+  /// `.pipeline/cache/sha256`.
+  public let objects: String
+
+  private let createdFanout = Locked<Set<UInt8>>([])
+  private let unsupported = Locked<Set<LinkType>>([])
+  private let tmpfileUnsupported = Locked(false)
+
+  public init(root: String, tmp: String) {
+    self.root = root
+    self.tmp = tmp
+    objects = root + "/sha256"
+  }
+
+  // MARK: - Names
+
+  /// The file of an object.
+  public func path(for id: ObjectID) -> String {
+    let hex = id.hex
+    return objects + "/" + hex.prefix(2) + "/" + hex.dropFirst(2)
+  }
+
+  /// True when the object is in the cache.
+  public func contains(_ id: ObjectID) -> Bool {
+    var st = stat()
+    return stat(path(for: id), &st) == 0
+  }
+
+  /// The inode of a cached object, when present.
+  func objectStat(_ id: ObjectID) -> FileStat? {
+    try? FileStat.of(path(for: id))
+  }
+
+  private func ensureFanout(_ id: ObjectID) throws {
+    let first = id.bytes[0]
+    if createdFanout.withLock({ $0.contains(first) }) { return }
+    let hex = id.hex
+    try FileSystem.createDirectory(objects + "/" + hex.prefix(2))
+    createdFanout.withLock { _ = $0.insert(first) }
+  }
+
+  // MARK: - Writing objects
+
+  /// A file being written into the cache, not yet visible under an object name.
+  private struct PendingObject {
+    var fd: Int32
+    /// The named temporary file, when O_TMPFILE was not available.
+    var name: String?
+  }
+
+  private func createPending(near directory: String) throws -> PendingObject {
+    if !tmpfileUnsupported.withLock({ $0 }) {
+      let fd = dv_open_tmpfile(directory, 0o444)
+      if fd >= 0 { return PendingObject(fd: fd, name: nil) }
+      if errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL {
+        tmpfileUnsupported.withLock { $0 = true }
+      } else if errno != ENOENT {
+        throw SystemError("creating a temporary file in '\(directory)'", errno: errno)
+      } else {
+        try FileSystem.createDirectory(directory)
+        return try createPending(near: directory)
+      }
+    }
+    try FileSystem.createDirectory(tmp)
+    let name = tmp + "/obj.\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
+    let fd = dv_open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    if fd < 0 { throw SystemError("creating '\(name)'", errno: errno) }
+    return PendingObject(fd: fd, name: name)
+  }
+
+  /// Gives the pending file its object name; false when the object was already there (the
+  /// pending copy is dropped: objects are never overwritten).
+  @discardableResult
+  private func commit(_ pending: PendingObject, as id: ObjectID) throws -> Bool {
+    defer { close(pending.fd) }
+    try FailPoint.hit("cache:before-commit")
+    if fchmod(pending.fd, 0o444) != 0 { throw SystemError("making a cache object read-only", errno: errno) }
+    try ensureFanout(id)
+    let final = path(for: id)
+    let rc: Int32
+    if let name = pending.name {
+      rc = dv_rename_noreplace(name, final)
+      if rc != 0 { unlink(name) }
+    } else {
+      rc = dv_link_tmpfile(pending.fd, final)
+    }
+    if rc == 0 { return true }
+    if errno == EEXIST { return false }
+    throw SystemError("adding object \(id.short) to the cache", errno: errno)
+  }
+
+  private func discard(_ pending: PendingObject) {
+    close(pending.fd)
+    if let name = pending.name { unlink(name) }
+  }
+
+  /// Stores bytes (a directory manifest) as an object.
+  @discardableResult
+  public func store(_ bytes: [UInt8]) throws -> ObjectID {
+    let id = SHA256Hasher.hash(bytes)
+    if contains(id) { return id }
+    try ensureFanout(id)
+    let pending = try createPending(near: objects + "/" + id.hex.prefix(2))
+    do {
+      try bytes.withUnsafeBytes { try FileSystem.writeAll(pending.fd, $0, path: "cache object \(id.short)") }
+    } catch {
+      discard(pending)
+      throw error
+    }
+    try commit(pending, as: id)
+    return id
+  }
+
+  /// What `ingest` did with a workspace file.
+  public struct Ingested: Sendable {
+    public var id: ObjectID
+    public var size: Int64
+    /// The strategy that linked the cache and the workspace.
+    public var linkType: LinkType
+    /// True when the workspace file was replaced by a link to the cache (its stat changed).
+    public var replacedWorkspaceFile: Bool
+  }
+
+  /// Puts a workspace file's content into the cache with the first strategy of `types` that
+  /// works here, reading each byte once. `known` is a hash from the stat cache: when that
+  /// object is already cached and nothing needs linking, the file is not read at all.
+  public func ingest(
+    file path: String, stat: FileStat, known: ObjectID?, types: [LinkType], buffer: IOBuffer,
+    progress: ProgressReporter? = nil
+  ) throws -> Ingested {
+    var lastError: Error?
+    for type in types where !unsupported.withLock({ $0.contains(type) }) {
+      do {
+        if let result = try ingest(path, stat: stat, known: known, type: type, buffer: buffer, progress: progress) {
+          return result
+        }
+        unsupported.withLock { _ = $0.insert(type) }
+      } catch {
+        lastError = error
+        break
+      }
+    }
+    if let lastError { throw lastError }
+    throw StorageError.linkFailed(
+      path: path, tried: types.map(\.rawValue), reason: "no strategy is supported on this filesystem")
+  }
+
+  /// One strategy; nil when the filesystem does not support it.
+  private func ingest(
+    _ path: String, stat st: FileStat, known: ObjectID?, type: LinkType, buffer: IOBuffer,
+    progress: ProgressReporter?
+  ) throws -> Ingested? {
+    switch type {
+    case .copy:
+      if let known, contains(known) {
+        progress?.advance(items: 0, bytes: st.size)
+        return Ingested(id: known, size: st.size, linkType: .copy, replacedWorkspaceFile: false)
+      }
+      let (id, size) = try copyIn(path, size: st.size, buffer: buffer, progress: progress)
+      return Ingested(id: id, size: size, linkType: .copy, replacedWorkspaceFile: false)
+
+    case .reflink:
+      if let known, contains(known) {
+        progress?.advance(items: 0, bytes: st.size)
+        return Ingested(id: known, size: st.size, linkType: .reflink, replacedWorkspaceFile: false)
+      }
+      let src = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+      if src < 0 { throw SystemError("opening '\(path)'", errno: errno) }
+      defer { close(src) }
+      let pending = try createPending(near: objects)
+      if dv_ficlone(pending.fd, src) != 0 {
+        let err = errno
+        discard(pending)
+        if [EOPNOTSUPP, EXDEV, EINVAL, ENOTTY, EBADF].contains(err) { return nil }
+        throw SystemError("cloning '\(path)' into the cache", errno: err)
+      }
+      // Hash the clone, not the source: the clone is a snapshot, so the name always matches.
+      let reader = dv_open("/proc/self/fd/\(pending.fd)", O_RDONLY | O_CLOEXEC, 0)
+      if reader < 0 {
+        discard(pending)
+        throw SystemError("reading back a clone of '\(path)'", errno: errno)
+      }
+      defer { close(reader) }
+      let (id, size) = try SHA256Hasher.hashDescriptor(reader, path: path, buffer: buffer.bytes, progress: progress)
+      try commit(pending, as: id)
+      return Ingested(id: id, size: size, linkType: .reflink, replacedWorkspaceFile: false)
+
+    case .hardlink, .symlink:
+      let id: ObjectID
+      if let known {
+        id = known
+        progress?.advance(items: 0, bytes: st.size)
+      } else {
+        id = try SHA256Hasher.hashFile(path, buffer: buffer.bytes, progress: progress).0
+      }
+      let object = self.path(for: id)
+      if let cached = objectStat(id) {
+        if type == .hardlink, cached.inode == st.inode, cached.device == st.device {
+          return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
+        }
+      } else {
+        try ensureFanout(id)
+        if link(path, object) != 0 {
+          if errno == EXDEV || errno == EPERM || errno == EMLINK { return nil }
+          if errno != EEXIST { throw SystemError("linking '\(path)' into the cache", errno: errno) }
+        } else {
+          if chmod(object, 0o444 | (mode_t(st.mode) & 0o111)) != 0 { throw SystemError("making '\(object)' read-only", errno: errno) }
+          // The workspace file itself became the cache object: nothing to relink.
+          if type == .hardlink { return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false) }
+        }
+      }
+      // The workspace file becomes a link to the (identical, verified) cache object.
+      try replace(path, withLinkTo: object, type: type)
+      return Ingested(id: id, size: st.size, linkType: type, replacedWorkspaceFile: true)
+    }
+  }
+
+  /// Copies a file into the cache, hashing the bytes as they pass.
+  private func copyIn(
+    _ path: String, size: Int64, buffer: IOBuffer, progress: ProgressReporter?
+  ) throws -> (ObjectID, Int64) {
+    let src = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+    if src < 0 { throw SystemError("opening '\(path)'", errno: errno) }
+    defer { close(src) }
+    let bytes = buffer.bytes
+    // Small files: read whole, hash, and skip the write when the object is already cached.
+    if size < Int64(bytes.count) {
+      var filled = 0
+      while true {
+        let n = Glibc.read(src, bytes.baseAddress! + filled, bytes.count - filled)
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw SystemError("reading '\(path)'", errno: errno)
+        }
+        if n == 0 { break }
+        filled += n
+        if filled == bytes.count { break }
+      }
+      if filled < bytes.count {
+        let content = UnsafeRawBufferPointer(rebasing: bytes[0..<filled])
+        var hasher = SHA256Hasher()
+        hasher.update(content)
+        let id = hasher.finalize()
+        progress?.advance(items: 0, bytes: Int64(filled))
+        if contains(id) { return (id, Int64(filled)) }
+        try ensureFanout(id)
+        let pending = try createPending(near: objects + "/" + id.hex.prefix(2))
+        do {
+          try FileSystem.writeAll(pending.fd, content, path: "cache object for '\(path)'")
+        } catch {
+          discard(pending)
+          throw error
+        }
+        try commit(pending, as: id)
+        return (id, Int64(filled))
+      }
+      // The file grew past the buffer while we read it: stream it from the start.
+      lseek(src, 0, SEEK_SET)
+    }
+    _ = dv_fadvise_sequential(src)
+    let pending = try createPending(near: objects)
+    var hasher = SHA256Hasher()
+    var total: Int64 = 0
+    do {
+      while true {
+        let n = Glibc.read(src, bytes.baseAddress, bytes.count)
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw SystemError("reading '\(path)'", errno: errno)
+        }
+        if n == 0 { break }
+        let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
+        hasher.update(chunk)
+        try FileSystem.writeAll(pending.fd, chunk, path: "cache copy of '\(path)'")
+        total += Int64(n)
+        progress?.advance(items: 0, bytes: Int64(n))
+      }
+    } catch {
+      discard(pending)
+      throw error
+    }
+    let id = hasher.finalize()
+    try commit(pending, as: id)
+    return (id, total)
+  }
+
+  // MARK: - Placing objects in the workspace
+
+  /// Atomically replaces (or creates) workspace file `path` with a link to `object`.
+  private func replace(_ path: String, withLinkTo object: String, type: LinkType) throws {
+    let tmpName = Self.siblingTemp(path)
+    let rc = type == .hardlink ? link(object, tmpName) : symlink(object, tmpName)
+    if rc != 0 { throw SystemError("linking '\(path)' to the cache", errno: errno) }
+    if rename(tmpName, path) != 0 {
+      let err = errno
+      unlink(tmpName)
+      throw SystemError("replacing '\(path)'", errno: err)
+    }
+  }
+
+  static func siblingTemp(_ path: String) -> String {
+    let slash = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
+    return path[..<slash] + "." + path[slash...] + ".dvtmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+  }
+
+  /// Puts object `id` at workspace path `path` (replacing what is there) with the first strategy
+  /// of `types` that works. Copies are verified against the object's name while they are made;
+  /// a corrupt object is moved aside and reported, never placed.
+  @discardableResult
+  public func materialize(
+    _ id: ObjectID, at path: String, executable: Bool, types: [LinkType], buffer: IOBuffer,
+    progress: ProgressReporter? = nil
+  ) throws -> LinkType {
+    let object = self.path(for: id)
+    guard FileSystem.exists(object) else { throw StorageError.missingObject(id, forPath: path) }
+    let mode: mode_t = executable ? 0o755 : 0o644
+    for type in types where !unsupported.withLock({ $0.contains(type) }) {
+      switch type {
+      case .hardlink, .symlink:
+        do {
+          try replace(path, withLinkTo: object, type: type)
+          return type
+        } catch let error as SystemError where [EXDEV, EPERM, EMLINK].contains(error.code) {
+          unsupported.withLock { _ = $0.insert(type) }
+        }
+      case .reflink, .copy:
+        let src = dv_open(object, O_RDONLY | O_CLOEXEC, 0)
+        if src < 0 { throw SystemError("opening cache object \(id.short)", errno: errno) }
+        defer { close(src) }
+        let tmpName = Self.siblingTemp(path)
+        let dst = dv_open(tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, UInt32(mode))
+        if dst < 0 { throw SystemError("creating '\(tmpName)'", errno: errno) }
+        var placed = false
+        defer {
+          close(dst)
+          if !placed { unlink(tmpName) }
+        }
+        if type == .reflink {
+          if dv_ficlone(dst, src) != 0 {
+            unsupported.withLock { _ = $0.insert(.reflink) }
+            continue
+          }
+          progress?.advance(items: 0, bytes: (try? FileStat.of(descriptor: src, path: object).size) ?? 0)
+        } else {
+          var hasher = SHA256Hasher()
+          let bytes = buffer.bytes
+          while true {
+            let n = Glibc.read(src, bytes.baseAddress, bytes.count)
+            if n < 0 {
+              if errno == EINTR { continue }
+              throw SystemError("reading cache object \(id.short)", errno: errno)
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
+            hasher.update(chunk)
+            try FileSystem.writeAll(dst, chunk, path: tmpName)
+            progress?.advance(items: 0, bytes: Int64(n))
+          }
+          if hasher.finalize() != id {
+            let moved = try moveAside(id)
+            throw StorageError.corruptObject(id, movedTo: moved)
+          }
+        }
+        fchmod(dst, mode)
+        if rename(tmpName, path) != 0 { throw SystemError("writing '\(path)'", errno: errno) }
+        placed = true
+        return type
+      }
+    }
+    throw StorageError.linkFailed(
+      path: path, tried: types.map(\.rawValue), reason: "no strategy is supported on this filesystem")
+  }
+
+  // MARK: - Reading, verifying, enumerating, removing
+
+  /// Reads a (small) object, verifying its content against its name.
+  public func read(_ id: ObjectID) throws -> [UInt8] {
+    guard let bytes = try FileSystem.readFileIfPresent(path(for: id)) else {
+      throw StorageError.missingObject(id, forPath: id.short)
+    }
+    if SHA256Hasher.hash(bytes) != id {
+      let moved = try moveAside(id)
+      throw StorageError.corruptObject(id, movedTo: moved)
+    }
+    return bytes
+  }
+
+  /// Reads and parses a directory manifest.
+  public func manifest(_ id: ObjectID) throws -> TreeManifest {
+    try TreeManifest.parse(try read(id), id: id)
+  }
+
+  /// Re-hashes an object; true when its content matches its name.
+  public func verify(_ id: ObjectID, buffer: IOBuffer, progress: ProgressReporter? = nil) throws -> Bool {
+    try SHA256Hasher.hashFile(path(for: id), buffer: buffer.bytes, progress: progress).0 == id
+  }
+
+  /// Moves a corrupt object out of the store into `.pipeline/cache/corrupt/`, so it is never
+  /// served again; returns where it went.
+  public func moveAside(_ id: ObjectID) throws -> String {
+    let dir = root + "/corrupt"
+    try FileSystem.createDirectory(dir)
+    let dest = dir + "/\(id.hex).\(Int(Date().timeIntervalSince1970))"
+    if rename(path(for: id), dest) != 0, errno != ENOENT {
+      throw SystemError("moving corrupt object \(id.short) aside", errno: errno)
+    }
+    return dest
+  }
+
+  /// Every object in the store, with its size.
+  public func allObjects() throws -> [(id: ObjectID, size: Int64)] {
+    guard FileSystem.isDirectory(objects) else { return [] }
+    var result: [(ObjectID, Int64)] = []
+    for fan in try FileSystem.listDirectory(objects) where fan.name.utf8.count == 2 {
+      let dir = objects + "/" + fan.name
+      for entry in try FileSystem.listDirectory(dir) {
+        guard let id = ObjectID(hex: Array((fan.name + entry.name).utf8)) else { continue }
+        let size = (try? FileStat.of(dir + "/" + entry.name, followLinks: false))?.size ?? 0
+        result.append((id, size))
+      }
+    }
+    return result
+  }
+
+  /// Deletes an object.
+  public func remove(_ id: ObjectID) throws {
+    try FileSystem.removeFile(path(for: id))
+  }
+
+  /// Makes every object written so far durable (one syncfs for the whole batch).
+  public func sync() throws {
+    try FileSystem.syncFileSystem(containing: FileSystem.isDirectory(objects) ? objects : root)
+  }
+
+  /// Removes named temporary files left by interrupted commands. Call only while holding the
+  /// workspace's writer lock.
+  public func clearTemporaryFiles() {
+    guard let entries = try? FileSystem.listDirectory(tmp) else { return }
+    for entry in entries where entry.name.hasPrefix("obj.") { unlink(tmp + "/" + entry.name) }
+  }
+}

@@ -1,0 +1,84 @@
+import DVBasics
+import DVStorage
+
+/// What `dv add` recorded for one target.
+public struct AddedData: Sendable {
+  public var path: RelativePath
+  public var pointer: RelativePath
+  public var kind: DataKind
+  public var hash: ObjectID
+  public var size: Int64
+  public var files: Int?
+  /// False when the pointer already recorded exactly this content.
+  public var changed: Bool
+  /// The .gitignore that gained an entry, if any.
+  public var gitignore: RelativePath?
+}
+
+/// What `dv add` did.
+public struct AddResult: Sendable {
+  public var added: [AddedData]
+}
+
+extension Workspace {
+  /// Hashes files or directories into the cache and writes their `.dv` pointers.
+  ///
+  /// Every target is validated before anything is written. Objects are made durable with one
+  /// sync before any pointer that references them is written (atomically).
+  public func add(_ userPaths: [String]) throws -> AddResult {
+    let lock = try lockForWriting()
+    defer { lock.release() }
+    cache.clearTemporaryFiles()
+    let targets = try validateAddTargets(userPaths)
+    let builder = try builder()
+    var results: [AddedData] = []
+    for target in targets {
+      guard let built = try builder.build(target, mode: .ingest(config.cacheTypes)) else {
+        throw PathError.missing(target.value)
+      }
+      try cache.sync()
+      let pointer = PointerFile(for: built)
+      let previous = try? PointerFile.load(pointer.location, root: root)
+      let changed = previous != pointer
+      if changed {
+        try FailPoint.hit("add:before-pointer")
+        try FileSystem.writeAtomically(pointer.text, to: pointer.location.absolute(under: root))
+      }
+      let gitignore = config.noSCM ? nil : try GitIgnoreEntries.add(target, root: root)
+      results.append(
+        AddedData(
+          path: target, pointer: pointer.location, kind: built.kind, hash: built.hash, size: built.size,
+          files: built.files, changed: changed, gitignore: gitignore))
+    }
+    return AddResult(added: results)
+  }
+
+  private func validateAddTargets(_ userPaths: [String]) throws -> [RelativePath] {
+    let tracked = try pointers()
+    var targets: [RelativePath] = []
+    for userPath in userPaths {
+      let path = try resolver.resolve(userPath)
+      if path == .root { throw WorkspaceError.cannotTrackRoot }
+      let absolute = path.absolute(under: root)
+      guard let lstat = try FileStat.of(absolute, followLinks: false) else { throw PathError.missing(userPath) }
+      if lstat.kind == .symlink { throw WorkspaceError.targetIsSymlink(userPath) }
+      if lstat.kind == .other { throw StorageError.unsupportedFileType(userPath) }
+      if path.basename.hasSuffix(PointerFile.suffix) {
+        throw WorkspaceError.targetIsPointer(userPath)
+      }
+      for pointer in tracked where pointer.path != path {
+        if path.isInside(pointer.path) {
+          throw WorkspaceError.insideTrackedDirectory(userPath, trackedBy: pointer.location.value)
+        }
+        if pointer.path.isInside(path) || pointer.location.isInside(path) {
+          throw WorkspaceError.containsTrackedData(userPath, pointer: pointer.location.value)
+        }
+      }
+      if try ignoreRules().isIgnored(path.value, isDirectory: lstat.kind == .directory) {
+        throw WorkspaceError.ignoredTarget(userPath)
+      }
+      if !targets.contains(path) { targets.append(path) }
+    }
+    return targets
+  }
+}

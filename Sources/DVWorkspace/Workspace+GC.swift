@@ -1,0 +1,37 @@
+import DVBasics
+import DVStorage
+
+/// What `dv gc` removed (or, with `--dry-run`, would remove).
+public struct GCResult: Sendable {
+  public var removed: [(id: ObjectID, size: Int64)]
+  public var kept: Int
+  public var dryRun: Bool
+  /// Bytes freed (or that would be).
+  public var removedBytes: Int64 { removed.reduce(0) { $0 + $1.size } }
+}
+
+extension Workspace {
+  /// Removes cached objects that no pointer and no stages.lock entry in the working tree
+  /// references (directory manifests keep their files).
+  public func collectGarbage(dryRun: Bool) throws -> GCResult {
+    let lock = try lockForWriting()
+    defer { lock.release() }
+    var keep = Set<ObjectID>()
+    let lockFile = try LockFileOutputs.load(root: root)
+    keep.formUnion(lockFile.dependencyHashes)
+    for item in try trackedData() {
+      keep.insert(item.hash)
+      if item.kind == .dir, cache.contains(item.hash) {
+        for entry in try cache.manifest(item.hash).entries { keep.insert(entry.hash) }
+      }
+    }
+    let all = try cache.allObjects()
+    let remove = all.filter { !keep.contains($0.id) }
+    if !dryRun {
+      cache.clearTemporaryFiles()
+      for object in remove { try cache.remove(object.id) }
+      if !remove.isEmpty { try state().forgetCachedFlags() }
+    }
+    return GCResult(removed: remove, kept: all.count - remove.count, dryRun: dryRun)
+  }
+}

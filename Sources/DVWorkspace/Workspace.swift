@@ -1,0 +1,75 @@
+import DVBasics
+import DVStorage
+import Foundation
+
+/// A dv workspace: the directory holding `.pipeline/`, its configuration and its stores.
+///
+/// Each user-facing operation is an extension in `Workspace+<Operation>.swift` that returns a
+/// result value; nothing here prints.
+public final class Workspace: @unchecked Sendable {
+  /// The absolute, symlink-free root (the directory holding `.pipeline/`).
+  public let root: String
+  /// `root/.pipeline`.
+  public let pipelineDirectory: String
+  public let config: WorkspaceConfig
+  /// Resolves command-line paths against the current directory.
+  public let resolver: PathResolver
+  /// Receives progress of long work.
+  public let progress: ProgressReporter
+
+  /// Seconds a writer waits for another dv process before giving up.
+  public var lockTimeout: Double = {
+    Double(ProcessInfo.processInfo.environment["DV_LOCK_TIMEOUT"] ?? "") ?? 3
+  }()
+
+  private var _state: StateCache?
+  private var _ignore: IgnoreRules?
+
+  /// Opens the workspace that contains `directory` (searching upwards).
+  public init(containing directory: String, progress: ProgressReporter = SilentProgress()) throws {
+    let start = FileSystem.realPath(directory) ?? directory
+    var candidate = start
+    while true {
+      if FileSystem.isDirectory(candidate + "/.pipeline") { break }
+      if candidate == "/" || candidate.isEmpty { throw WorkspaceError.notAWorkspace(start) }
+      candidate = (candidate as NSString).deletingLastPathComponent
+    }
+    root = candidate
+    pipelineDirectory = candidate + "/.pipeline"
+    config = try WorkspaceConfig.load(pipelineDirectory: pipelineDirectory)
+    resolver = PathResolver(root: candidate, currentDirectory: start)
+    self.progress = progress
+  }
+
+  /// The local object store.
+  public lazy var cache = ObjectCache(root: pipelineDirectory + "/cache", tmp: pipelineDirectory + "/tmp")
+
+  /// The stat cache, opened on first use.
+  func state() throws -> StateCache {
+    if let _state { return _state }
+    let opened = try StateCache(path: pipelineDirectory + "/state.db")
+    _state = opened
+    return opened
+  }
+
+  /// `.dvignore` rules, read on first use.
+  func ignoreRules() throws -> IgnoreRules {
+    if let _ignore { return _ignore }
+    let rules = try IgnoreRules.load(workspaceRoot: root)
+    _ignore = rules
+    return rules
+  }
+
+  /// Hashing and ingesting over this workspace's stores.
+  func builder() throws -> DataBuilder {
+    DataBuilder(workspaceRoot: root, ignore: try ignoreRules(), state: try state(), cache: cache, progress: progress)
+  }
+
+  /// Takes the writer lock (`.pipeline/lock`); readers such as `status` never take it.
+  func lockForWriting() throws -> FileLock {
+    try FileLock(path: pipelineDirectory + "/lock", timeout: lockTimeout)
+  }
+
+  /// Shows a workspace path the way the user addressed it.
+  public func display(_ path: RelativePath) -> String { path.value }
+}

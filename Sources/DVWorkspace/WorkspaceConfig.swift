@@ -1,0 +1,76 @@
+import DVBasics
+import DVStorage
+
+/// Settings from `.pipeline/config.yaml`, overridden by `.pipeline/config.local.yaml`.
+public struct WorkspaceConfig: Sendable, Equatable {
+  /// The format version written by this dv.
+  public static let version = 1
+
+  /// True when the workspace lives outside git (`dv init --no-scm`): no .gitignore entries.
+  public var noSCM = false
+  /// Link strategies tried in order to place cached files in the workspace (`cache.type`).
+  public var cacheTypes: [LinkType] = [.reflink, .copy]
+
+  public init() {}
+
+  /// Reads the committed config and the local overrides.
+  static func load(pipelineDirectory: String) throws -> WorkspaceConfig {
+    var config = WorkspaceConfig()
+    for name in ["config.yaml", "config.local.yaml"] {
+      guard let text = try FileSystem.readTextIfPresent(pipelineDirectory + "/" + name) else { continue }
+      try config.apply(YAMLFile(text: text, name: ".pipeline/" + name))
+    }
+    return config
+  }
+
+  private mutating func apply(_ file: YAMLFile) throws {
+    guard file.root != nil else { return }
+    let entries = try file.rootMapping(allowed: ["version", "core", "cache"], what: "the config")
+    try file.checkVersion(entries, supported: Self.version)
+    for entry in entries {
+      switch entry.key {
+      case "core":
+        for item in try file.mapping(entry.value, allowed: ["no_scm"], what: "'core'") {
+          noSCM = try file.boolean(item.value, key: "core.no_scm")
+        }
+      case "cache":
+        for item in try file.mapping(entry.value, allowed: ["type"], what: "'cache'") {
+          let values: [Yams.Node]
+          if let sequence = item.value.sequence { values = Array(sequence) } else { values = [item.value] }
+          var types: [LinkType] = []
+          for value in values {
+            let names = (value.scalar?.string ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for name in names {
+              guard let type = LinkType(rawValue: name) else {
+                throw file.error(
+                  value, "unknown cache.type '\(name)' (use reflink, hardlink, symlink or copy, in the order to try)")
+              }
+              types.append(type)
+            }
+          }
+          if types.isEmpty { throw file.error(item.value, "cache.type must name at least one of reflink, hardlink, symlink, copy") }
+          cacheTypes = types
+        }
+      default:
+        break
+      }
+    }
+  }
+
+  /// The YAML text of a new workspace's config.
+  static func initialText(noSCM: Bool) -> String {
+    """
+    version: \(version)
+    core:
+      no_scm: \(noSCM)
+    cache:
+      # Strategies tried in order to place cached files in the workspace:
+      # reflink, hardlink, symlink, copy.
+      type: [reflink, copy]
+
+    """
+  }
+}
+
+import Foundation
+import Yams

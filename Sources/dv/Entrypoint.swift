@@ -1,0 +1,8 @@
+import DVCommands
+
+@main
+struct Entrypoint {
+  static func main() {
+    DV.run()
+  }
+}
