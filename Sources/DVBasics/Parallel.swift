@@ -3,7 +3,8 @@ import Foundation
 import Synchronization
 
 /// The number of worker threads for CPU- and I/O-parallel loops.
-public var activeProcessorCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+/// Read once: Foundation reads cgroup files on every call.
+public let activeProcessorCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
 /// A value guarded by a mutex, for results gathered by parallel workers.
 public final class Locked<Value>: @unchecked Sendable {

@@ -58,7 +58,7 @@ public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConverti
 
   /// Byte-wise order, the order of tree manifests.
   public static func < (a: RelativePath, b: RelativePath) -> Bool {
-    a.value.utf8.lexicographicallyPrecedes(b.value.utf8)
+    utf8Precedes(a.value, b.value)
   }
 }
 
@@ -134,3 +134,22 @@ public struct PathResolver: Sendable {
     return path.value
   }
 }
+
+/// Byte-wise comparison of two strings' UTF-8 (the order of tree manifests), through memcmp on
+/// the contiguous storage of native strings.
+@inline(__always)
+public func utf8Precedes(_ a: String, _ b: String) -> Bool {
+  var a = a
+  var b = b
+  return a.withUTF8 { pa in
+    b.withUTF8 { pb in
+      let n = min(pa.count, pb.count)
+      let c = n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n)
+      return c < 0 || (c == 0 && pa.count < pb.count)
+    }
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#endif

@@ -50,12 +50,18 @@ public final class DataBuilder: @unchecked Sendable {
 
   /// Hashes `path` as it is now; nil when nothing is there. With `.ingest`, every object ends up
   /// in the cache (not yet synced: call `cache.sync()` before writing a pointer).
-  public func build(_ path: RelativePath, mode: Mode, wantManifest: Bool = false) throws -> BuiltData? {
+  ///
+  /// The manifest of a directory is built only when `wantManifest`, or when the directory's hash
+  /// turns out to differ from `manifestUnless` (status wants the file list only of changed data).
+  public func build(
+    _ path: RelativePath, mode: Mode, wantManifest: Bool = false, manifestUnless: ObjectID? = nil
+  ) throws -> BuiltData? {
     let absolute = path.absolute(under: workspaceRoot)
     guard let stat = try FileStat.of(absolute) else { return nil }
     switch stat.kind {
     case .file: return try buildFile(path, absolute: absolute, stat: stat, mode: mode)
-    case .directory: return try buildDirectory(path, mode: mode, wantManifest: wantManifest)
+    case .directory:
+      return try buildDirectory(path, mode: mode, wantManifest: wantManifest, manifestUnless: manifestUnless)
     default: throw StorageError.unsupportedFileType(path.value)
     }
   }
@@ -94,23 +100,25 @@ public final class DataBuilder: @unchecked Sendable {
   func fingerprint(_ files: [ScannedFile]) -> ObjectID {
     var hasher = SHA256Hasher()
     hasher.update(scanner.ignore.digest.bytes)
-    var record = [UInt8](repeating: 0, count: 37)
-    for f in files {
-      hasher.update(Array(f.path.utf8))
-      record.withUnsafeMutableBytes { raw in
-        raw.storeBytes(of: 0, toByteOffset: 0, as: UInt8.self)
-        raw.storeBytes(of: f.stat.device.littleEndian, toByteOffset: 1, as: UInt64.self)
-        raw.storeBytes(of: f.stat.inode.littleEndian, toByteOffset: 9, as: UInt64.self)
-        raw.storeBytes(of: f.stat.size.littleEndian, toByteOffset: 17, as: Int64.self)
-        raw.storeBytes(of: f.stat.mtimeNs.littleEndian, toByteOffset: 25, as: Int64.self)
-        raw.storeBytes(of: f.stat.isExecutable ? 1 : 0, toByteOffset: 33, as: UInt32.self)
-      }
-      hasher.update(record)
+    // One buffer, one digest update: per-file updates and allocations would dominate here.
+    var buffer: [UInt8] = []
+    buffer.reserveCapacity(files.count * 64)
+    for var f in files {
+      f.path.withUTF8 { buffer.append(contentsOf: $0) }
+      buffer.append(0)
+      withUnsafeBytes(of: f.stat.device.littleEndian) { buffer.append(contentsOf: $0) }
+      withUnsafeBytes(of: f.stat.inode.littleEndian) { buffer.append(contentsOf: $0) }
+      withUnsafeBytes(of: f.stat.size.littleEndian) { buffer.append(contentsOf: $0) }
+      withUnsafeBytes(of: f.stat.mtimeNs.littleEndian) { buffer.append(contentsOf: $0) }
+      buffer.append(f.stat.isExecutable ? 1 : 0)
     }
+    hasher.update(buffer)
     return hasher.finalize()
   }
 
-  private func buildDirectory(_ path: RelativePath, mode: Mode, wantManifest: Bool) throws -> BuiltData {
+  private func buildDirectory(
+    _ path: RelativePath, mode: Mode, wantManifest: Bool, manifestUnless: ObjectID?
+  ) throws -> BuiltData {
     var files = try scanner.scan(path)
     let fp = fingerprint(files)
     let remembered = try state.tree(path)
@@ -118,6 +126,7 @@ public final class DataBuilder: @unchecked Sendable {
     if case .ingest(let types) = mode { ingesting = types } else { ingesting = nil }
 
     if !wantManifest, let remembered, remembered.fingerprint == fp, let hash = remembered.hash,
+      manifestUnless == nil || manifestUnless == hash,
       ingesting == nil || (remembered.cached && cache.contains(hash))
     {
       let size = files.reduce(0) { $0 + $1.stat.size }
@@ -130,7 +139,7 @@ public final class DataBuilder: @unchecked Sendable {
     var known = [ObjectID?](repeating: nil, count: files.count)
     var j = 0
     for (i, f) in files.enumerated() {
-      while j < snapshot.count, snapshot[j].path.utf8.lexicographicallyPrecedes(f.path.utf8) { j += 1 }
+      while j < snapshot.count, utf8Precedes(snapshot[j].path, f.path) { j += 1 }
       if j < snapshot.count, snapshot[j].path == f.path, snapshot[j].matches(f.stat) { known[i] = snapshot[j].hash }
     }
 

@@ -79,7 +79,7 @@ public struct DataCheckout: Sendable {
           plan.missing.append((target, entry.hash))
         }
       }
-      for (rel, entry) in current.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+      for (rel, entry) in current.sorted(by: { utf8Precedes($0.key, $1.key) }) {
         let target = path.appending(rel)
         if cache.contains(entry.hash) { plan.deletes.append(target) } else { plan.unsafe.append(target) }
       }

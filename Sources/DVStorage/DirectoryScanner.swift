@@ -50,8 +50,10 @@ public struct DirectoryScanner: Sendable {
         level.append(contentsOf: listing.subdirectories)
       }
     }
-    files.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
-    return files
+    // Sort indices, not the structs: moving 10,000 strings around costs more than comparing them.
+    var order = Array(0..<files.count)
+    order.sort { utf8Precedes(files[$0].path, files[$1].path) }
+    return order.map { files[$0] }
   }
 
   private func list(base: String, directory: RelativePath, sub: String) throws -> Listing {

@@ -9,7 +9,14 @@ import DVBasics
 public struct SHA256Hasher: ~Copyable {
   private let context: OpaquePointer
 
+  /// OpenSSL reads openssl.cnf on first use unless told not to; hashing needs none of it.
+  private static let initialized: Bool = {
+    OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil)
+    return true
+  }()
+
   public init() {
+    _ = Self.initialized
     context = EVP_MD_CTX_new()
     EVP_DigestInit_ex(context, EVP_sha256(), nil)
   }

@@ -66,14 +66,25 @@ public final class StateCache: @unchecked Sendable {
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
       db = try DatabaseQueue(path: path, configuration: config)
-      try db.writeWithoutTransaction { db in
-        _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+      // The migrator costs a few queries; skip it when the schema is already current.
+      let current = try db.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
+      if current > Self.schemaVersion {
+        throw StorageError.stateDatabase("it was written by a newer dv (schema \(current))")
       }
-      try Self.migrator.migrate(db)
+      if current < Self.schemaVersion {
+        try db.writeWithoutTransaction { db in
+          _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+        }
+        try Self.migrator.migrate(db)
+        try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
+      }
     } catch let error as DatabaseError {
       throw StorageError.stateDatabase(error.message ?? "\(error)")
     }
   }
+
+  /// The schema version this dv writes (SQLite's user_version, set after the migrations).
+  static let schemaVersion = 1
 
   private static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()

@@ -28,7 +28,7 @@ public struct TreeManifest: Sendable, Equatable {
 
   /// Sorts `entries` into canonical order.
   public init(entries: [TreeEntry]) {
-    self.entries = entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+    self.entries = entries.sorted { utf8Precedes($0.path, $1.path) }
   }
 
   init(sortedEntries: [TreeEntry]) { entries = sortedEntries }
@@ -131,7 +131,7 @@ private struct ManifestParser {
       guard let key = string(), expect(UInt8(ascii: ":")) else { return nil }
       switch key {
       case "path": path = string()
-      case "hash": hash = string().flatMap(ObjectID.init)
+      case "hash": hash = objectID()
       case "size": size = integer()
       case "exec":
         guard let b = boolean() else { return nil }
@@ -172,8 +172,25 @@ private struct ManifestParser {
     return nil
   }
 
+  /// `"sha256:<64 hex>"` read straight from the bytes.
+  mutating func objectID() -> ObjectID? {
+    skipSpace()
+    guard i + 73 <= bytes.count, bytes[i] == UInt8(ascii: "\""), bytes[i + 72] == UInt8(ascii: "\""),
+      bytes[(i + 1)..<(i + 8)].elementsEqual("sha256:".utf8)
+    else { return nil }
+    defer { i += 73 }
+    return ObjectID(hex: bytes[(i + 8)..<(i + 72)])
+  }
+
   mutating func string() -> String? {
     guard expect(UInt8(ascii: "\"")) else { return nil }
+    // Fast path: no escapes.
+    var j = i
+    while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\"), bytes[j] >= 0x20 { j += 1 }
+    if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+      defer { i = j + 1 }
+      return String(validating: bytes[i..<j], as: UTF8.self)
+    }
     var out: [UInt8] = []
     while i < bytes.count {
       let b = bytes[i]

@@ -55,7 +55,7 @@ extension Workspace {
 
   private func status(of item: TrackedData, builder: DataBuilder) throws -> DataStatus? {
     var status = DataStatus(path: item.path, recordedIn: item.recordedIn, state: .modified)
-    guard let current = try builder.build(item.path, mode: .inspect) else {
+    guard let current = try builder.build(item.path, mode: .inspect, manifestUnless: item.hash) else {
       status.state = .deleted
       return status
     }
@@ -65,9 +65,7 @@ extension Workspace {
       return status
     }
     guard item.kind == .dir, current.kind == .dir else { return status }
-    guard cache.contains(item.hash), let recorded = try? cache.manifest(item.hash),
-      let now = try builder.build(item.path, mode: .inspect, wantManifest: true)?.manifest
-    else {
+    guard cache.contains(item.hash), let recorded = try? cache.manifest(item.hash), let now = current.manifest else {
       status.detailsUnavailable = true
       return status
     }
@@ -77,10 +75,10 @@ extension Workspace {
     var i = 0
     var j = 0
     while i < old.count || j < new.count {
-      if j == new.count || (i < old.count && old[i].path.utf8.lexicographicallyPrecedes(new[j].path.utf8)) {
+      if j == new.count || (i < old.count && utf8Precedes(old[i].path, new[j].path)) {
         status.deleted.append(old[i].path)
         i += 1
-      } else if i == old.count || new[j].path.utf8.lexicographicallyPrecedes(old[i].path.utf8) {
+      } else if i == old.count || utf8Precedes(new[j].path, old[i].path) {
         status.added.append(new[j].path)
         j += 1
       } else {

@@ -13,7 +13,9 @@ struct YAMLFile {
   init(text: String, name: String) throws {
     self.name = name
     do {
-      root = try Yams.compose(yaml: text)
+      // The basic resolver: dv reads every scalar itself, and the default one compiles a dozen
+      // regular expressions at startup (milliseconds on every command).
+      root = try Yams.compose(yaml: text, .basic)
     } catch let error as YamlError {
       throw WorkspaceError.invalidFile(Self.location(of: error, file: name), "invalid YAML: \(Self.problem(of: error))")
     }

@@ -1,0 +1,77 @@
+import Foundation
+import XCTest
+
+@testable import DVBasics
+
+final class FileSystemTests: XCTestCase {
+  var dir: String!
+
+  override func setUpWithError() throws {
+    dir = NSTemporaryDirectory() + "dv-basics-\(UUID().uuidString)"
+    try FileSystem.createDirectory(dir)
+  }
+
+  override func tearDownWithError() throws {
+    FailPoint.arm(nil)
+    try FileSystem.removeTree(dir)
+  }
+
+  func testAtomicWriteReplacesContent() throws {
+    let path = dir + "/file.txt"
+    try FileSystem.writeAtomically("one\n", to: path)
+    try FileSystem.writeAtomically("two\n", to: path)
+    XCTAssertEqual(try FileSystem.readTextIfPresent(path), "two\n")
+    XCTAssertEqual(try FileSystem.listDirectory(dir).map(\.name), ["file.txt"])
+  }
+
+  func testAtomicWriteInterruptedBeforeRenameKeepsTheOldFileAndNoTemporaries() throws {
+    let path = dir + "/pointer.dv"
+    try FileSystem.writeAtomically("old\n", to: path)
+    FailPoint.arm("atomic-write:before-rename")
+    XCTAssertThrowsError(try FileSystem.writeAtomically("new\n", to: path)) { error in
+      XCTAssertTrue(error is FailPoint.Injected)
+    }
+    FailPoint.arm(nil)
+    XCTAssertEqual(try FileSystem.readTextIfPresent(path), "old\n")
+    XCTAssertEqual(try FileSystem.listDirectory(dir).map(\.name), ["pointer.dv"])
+  }
+
+  func testCreateDirectoryMakesParentsAndRemoveTreeRemovesReadOnlyFiles() throws {
+    let nested = dir + "/a/b/c"
+    try FileSystem.createDirectory(nested)
+    XCTAssertTrue(FileSystem.isDirectory(nested))
+    try FileSystem.writeAtomically("x", to: nested + "/f", mode: 0o444)
+    try FileSystem.removeTree(dir + "/a")
+    XCTAssertFalse(FileSystem.exists(dir + "/a"))
+  }
+
+  func testSecondLockerTimesOutNamingTheHolder() throws {
+    let path = dir + "/lock"
+    let first = try FileLock(path: path, timeout: 1)
+    XCTAssertThrowsError(try FileLock(path: path, timeout: 0.1)) { error in
+      guard let busy = error as? FileLock.Busy else { return XCTFail("unexpected \(error)") }
+      XCTAssertEqual(busy.holder, getpid())
+      XCTAssertTrue(busy.description.contains("another dv process (pid \(getpid()))"))
+    }
+    first.release()
+    let second = try FileLock(path: path, timeout: 0.1)
+    second.release()
+  }
+
+  func testParallelForEachVisitsEveryIndexOnceAndRethrows() throws {
+    let seen = Locked<[Int]>([])
+    try parallelForEach(1000) { i in seen.withLock { $0.append(i) } }
+    XCTAssertEqual(seen.withLock { $0 }.sorted(), Array(0..<1000))
+
+    struct Boom: Error {}
+    XCTAssertThrowsError(try parallelForEach(100) { i in if i == 50 { throw Boom() } }) { error in
+      XCTAssertTrue(error is Boom)
+    }
+  }
+
+  func testSettledMeansChangedInAnEarlierClockTick() {
+    let now = FileClock.nowNs()
+    XCTAssertFalse(FileClock.isSettled(mtimeNs: now, readStartNs: now))
+    XCTAssertTrue(FileClock.isSettled(mtimeNs: now - 2 * FileClock.tickNs - 1, readStartNs: now))
+  }
+}
