@@ -23,7 +23,9 @@ struct GCCommand: ParsableCommand {
       return
     }
     let verb = dryRun ? "would remove" : "removed"
-    print("\(verb) \(Format.plural(result.removed.count, "object")) (\(Format.bytes(result.removedBytes))); kept \(Format.count(result.kept))")
+    print(
+      "\(verb) \(Format.plural(result.removed.count, "object")) (\(Format.bytes(result.removedBytes))); kept \(Format.count(result.kept))"
+    )
     if dryRun { for object in result.removed { print("    \(object.id)  \(Format.bytes(object.size))") } }
   }
 }

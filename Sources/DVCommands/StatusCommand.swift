@@ -36,10 +36,14 @@ enum StatusRendering {
     for change in report.changes {
       out += "\(change.path): \(change.state.rawValue) (\(change.recordedIn))\n"
       for (label, files) in [("modified", change.modified), ("deleted", change.deleted), ("added", change.added)] {
-        for file in files.prefix(listLimit) { out += "    \(label + ":")\(String(repeating: " ", count: 10 - label.count))\(file)\n" }
+        for file in files.prefix(listLimit) {
+          out += "    \(label + ":")\(String(repeating: " ", count: 10 - label.count))\(file)\n"
+        }
         if files.count > listLimit { out += "    ... and \(Format.count(files.count - listLimit)) more \(label)\n" }
       }
-      if change.detailsUnavailable { out += "    (the recorded version is not in the cache; `dv pull` to list file changes)\n" }
+      if change.detailsUnavailable {
+        out += "    (the recorded version is not in the cache; `dv pull` to list file changes)\n"
+      }
     }
     return out
   }

@@ -18,7 +18,8 @@ enum Terminal {
 
   /// Writes a JSON value to stdout.
   static func printJSON(_ value: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    let data = try JSONSerialization.data(
+      withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
     FileHandle.standardOutput.write(data)
     FileHandle.standardOutput.write(Data("\n".utf8))
   }

@@ -85,7 +85,8 @@ public final class DataBuilder: @unchecked Sendable {
     case .ingest(let types):
       progress.begin("adding", totalItems: 1, totalBytes: stat.size)
       defer { progress.end() }
-      let result = try cache.ingest(file: absolute, stat: stat, known: known, types: types, buffer: buffer, progress: progress)
+      let result = try cache.ingest(
+        file: absolute, stat: stat, known: known, types: types, buffer: buffer, progress: progress)
       progress.advance(items: 1, bytes: 0)
       id = result.id
       if result.replacedWorkspaceFile, let restat = try FileStat.of(absolute) { finalStat = restat }
@@ -181,7 +182,8 @@ public final class DataBuilder: @unchecked Sendable {
     var allSettled = true
     for i in 0..<files.count {
       let id = hashes[i] ?? known[i]!
-      entries.append(TreeEntry(path: files[i].path, hash: id, size: files[i].stat.size, exec: files[i].stat.isExecutable))
+      entries.append(
+        TreeEntry(path: files[i].path, hash: id, size: files[i].stat.size, exec: files[i].stat.isExecutable))
       if let restat = restats[i] { files[i].stat = restat }
       // Entries reused from the snapshot were settled when recorded; new ones must be now.
       if known[i] != nil || FileClock.isSettled(mtimeNs: files[i].stat.mtimeNs, readStartNs: readStart) {

@@ -59,7 +59,9 @@ public struct DataCheckout: Sendable {
       var current: [String: TreeEntry] = [:]
       if let existing {
         if existing.kind != .directory {
-          if let built = try builder.build(path, mode: .inspect), !cache.contains(built.hash) { plan.unsafe.append(path) } else {
+          if let built = try builder.build(path, mode: .inspect), !cache.contains(built.hash) {
+            plan.unsafe.append(path)
+          } else {
             plan.deletes.append(path)
           }
         } else {

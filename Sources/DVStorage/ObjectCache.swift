@@ -235,9 +235,13 @@ public final class ObjectCache: @unchecked Sendable {
           if errno == EXDEV || errno == EPERM || errno == EMLINK { return nil }
           if errno != EEXIST { throw SystemError("linking '\(path)' into the cache", errno: errno) }
         } else {
-          if chmod(object, 0o444 | (mode_t(st.mode) & 0o111)) != 0 { throw SystemError("making '\(object)' read-only", errno: errno) }
+          if chmod(object, 0o444 | (mode_t(st.mode) & 0o111)) != 0 {
+            throw SystemError("making '\(object)' read-only", errno: errno)
+          }
           // The workspace file itself became the cache object: nothing to relink.
-          if type == .hardlink { return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false) }
+          if type == .hardlink {
+            return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
+          }
         }
       }
       // The workspace file becomes a link to the (identical, verified) cache object.

@@ -39,9 +39,11 @@ public enum StorageError: DVError {
     case .linkFailed(let path, let tried, let reason):
       return "could not place '\(path)' with cache.type \(tried.joined(separator: ", ")): \(reason)"
     case .unsupportedSymlink(let path):
-      return "'\(path)' is a symlink to a directory or to a place outside the workspace; dv tracks the files themselves, replace the link with its target"
+      return
+        "'\(path)' is a symlink to a directory or to a place outside the workspace; dv tracks the files themselves, replace the link with its target"
     case .unsupportedFileType(let path):
-      return "'\(path)' is not a regular file or directory (a socket, pipe or device); remove it or list it in .dvignore"
+      return
+        "'\(path)' is not a regular file or directory (a socket, pipe or device); remove it or list it in .dvignore"
     case .stateDatabase(let message):
       return "the stat cache .pipeline/state.db failed: \(message); delete it, dv rebuilds it"
     }

@@ -1,4 +1,5 @@
 import DVBasics
+import Foundation
 
 /// Keeps tracked data out of git: `data/raw` gets the line `/raw` in `data/.gitignore`.
 enum GitIgnoreEntries {
@@ -19,5 +20,3 @@ enum GitIgnoreEntries {
     return file
   }
 }
-
-import Foundation

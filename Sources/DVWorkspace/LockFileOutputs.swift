@@ -1,5 +1,6 @@
 import DVBasics
 import DVStorage
+import Yams
 
 /// The outputs recorded in `stages.lock` (DESIGN.md §4): what `checkout` restores and `gc` keeps.
 ///
@@ -54,5 +55,3 @@ struct LockFileOutputs {
     return result
   }
 }
-
-import Yams

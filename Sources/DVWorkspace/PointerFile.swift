@@ -1,5 +1,6 @@
 import DVBasics
 import DVStorage
+import Foundation
 
 /// A `PATH.dv` file: the committed record of a file or directory added with `dv add`.
 ///
@@ -110,10 +111,12 @@ public struct PointerFile: Sendable, Equatable {
   /// A YAML scalar for a file name: plain when safe, else double-quoted.
   static func quoted(_ name: String) -> String {
     let plain = name.unicodeScalars.allSatisfy { c in
-      (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A) || (c.value >= 0x61 && c.value <= 0x7A)
+      (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A)
+        || (c.value >= 0x61 && c.value <= 0x7A)
         || "._-/".unicodeScalars.contains(c)
     }
-    if plain, let first = name.unicodeScalars.first, CharacterSet.letters.contains(first) || first == "_" || (first.value >= 0x30 && first.value <= 0x39),
+    if plain, let first = name.unicodeScalars.first,
+      CharacterSet.letters.contains(first) || first == "_" || (first.value >= 0x30 && first.value <= 0x39),
       !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(name.lowercased()), Double(name) == nil
     {
       return name
@@ -132,5 +135,3 @@ public struct PointerFile: Sendable, Equatable {
     return out + "\""
   }
 }
-
-import Foundation

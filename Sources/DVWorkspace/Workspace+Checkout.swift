@@ -34,7 +34,8 @@ extension Workspace {
     for target in filter where !all.contains(where: { $0.path.isInside(target) || target.isInside($0.path) }) {
       throw WorkspaceError.notTracked(target.value)
     }
-    for item in all where filter.isEmpty || filter.contains(where: { item.path.isInside($0) || $0.isInside(item.path) }) {
+    for item in all where filter.isEmpty || filter.contains(where: { item.path.isInside($0) || $0.isInside(item.path) })
+    {
       items.append(item)
     }
     let checkout = DataCheckout(builder: try builder())

@@ -60,7 +60,9 @@ extension Workspace {
             if names.contains(entry.name + PointerFile.suffix) { continue }
             if ignore.isIgnored(path.value, isDirectory: true) { continue }
             next.append(path)
-          } else if type == DT_REG, entry.name.hasSuffix(PointerFile.suffix), entry.name.count > PointerFile.suffix.count {
+          } else if type == DT_REG, entry.name.hasSuffix(PointerFile.suffix),
+            entry.name.count > PointerFile.suffix.count
+          {
             if ignore.isIgnored(path.value, isDirectory: false) { continue }
             found.append(path)
           }

@@ -1,5 +1,7 @@
 import DVBasics
 import DVStorage
+import Foundation
+import Yams
 
 /// Settings from `.pipeline/config.yaml`, overridden by `.pipeline/config.local.yaml`.
 public struct WorkspaceConfig: Sendable, Equatable {
@@ -39,7 +41,9 @@ public struct WorkspaceConfig: Sendable, Equatable {
           if let sequence = item.value.sequence { values = Array(sequence) } else { values = [item.value] }
           var types: [LinkType] = []
           for value in values {
-            let names = (value.scalar?.string ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let names = (value.scalar?.string ?? "").split(separator: ",").map {
+              $0.trimmingCharacters(in: .whitespaces)
+            }
             for name in names {
               guard let type = LinkType(rawValue: name) else {
                 throw file.error(
@@ -48,7 +52,9 @@ public struct WorkspaceConfig: Sendable, Equatable {
               types.append(type)
             }
           }
-          if types.isEmpty { throw file.error(item.value, "cache.type must name at least one of reflink, hardlink, symlink, copy") }
+          if types.isEmpty {
+            throw file.error(item.value, "cache.type must name at least one of reflink, hardlink, symlink, copy")
+          }
           cacheTypes = types
         }
       default:
@@ -71,6 +77,3 @@ public struct WorkspaceConfig: Sendable, Equatable {
     """
   }
 }
-
-import Foundation
-import Yams

@@ -47,7 +47,8 @@ public enum WorkspaceError: DVError {
     case .alreadyInitialized(let dir):
       return "'\(dir)' is already a dv workspace (.pipeline/ exists); nothing to do"
     case .notAGitRepository(let dir):
-      return "'\(dir)' is not inside a git repository; run `git init` first, or `dv init --no-scm` to use dv without git"
+      return
+        "'\(dir)' is not inside a git repository; run `git init` first, or `dv init --no-scm` to use dv without git"
     case .invalidFile(let location, let message):
       return "\(location): \(message)"
     case .unsupportedVersion(let location, let found, let supported):
@@ -55,7 +56,8 @@ public enum WorkspaceError: DVError {
     case .insideTrackedDirectory(let path, let pointer):
       return "'\(path)' is inside a directory tracked by '\(pointer)'; add the whole directory again instead"
     case .containsTrackedData(let path, let pointer):
-      return "'\(path)' contains data already tracked by '\(pointer)'; remove that pointer first or add a different directory"
+      return
+        "'\(path)' contains data already tracked by '\(pointer)'; remove that pointer first or add a different directory"
     case .targetIsSymlink(let path):
       return "'\(path)' is a symbolic link; add the file or directory it points to"
     case .targetIsPointer(let path):
@@ -70,9 +72,11 @@ public enum WorkspaceError: DVError {
       return "refusing to overwrite or delete \(Self.list(paths)): their content is not in the cache; "
         + "run `dv add` on them to keep it, or `dv checkout --force` to discard it"
     case .missingFromCache(let paths):
-      return "\(Self.list(paths)) \(paths.count == 1 ? "is" : "are") not in the cache; run `dv pull` (or `dv add` again)"
+      return
+        "\(Self.list(paths)) \(paths.count == 1 ? "is" : "are") not in the cache; run `dv pull` (or `dv add` again)"
     case .corruptObjects(let count):
-      return "\(count) corrupt object\(count == 1 ? "" : "s") found and moved aside to .pipeline/cache/corrupt; run `dv pull` or `dv add` to restore them"
+      return
+        "\(count) corrupt object\(count == 1 ? "" : "s") found and moved aside to .pipeline/cache/corrupt; run `dv pull` or `dv add` to restore them"
     }
   }
 

@@ -91,7 +91,8 @@ final class ObjectCacheTests: StorageTestCase {
       switch used {
       case .copy, .reflink: XCTAssertEqual(try mode(target), 0o644)
       case .hardlink: XCTAssertEqual(try FileStat.of(target)!.inode, try FileStat.of(cache.path(for: id))!.inode)
-      case .symlink: XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: target), cache.path(for: id))
+      case .symlink:
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: target), cache.path(for: id))
       }
     }
     let exe = dir + "/run.sh"

@@ -40,7 +40,8 @@ final class StateCacheTests: StorageTestCase {
       SnapshotEntry(path: "b", stat: stat, hash: SHA256Hasher.hash([2])),
     ]
     let path = RelativePath(validating: "data/raw")!
-    try state.record(tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), cached: true, entries: entries)
+    try state.record(
+      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), cached: true, entries: entries)
     XCTAssertEqual(try state.snapshot(path), entries)
     XCTAssertEqual(try state.tree(path)?.hash, SHA256Hasher.hash([4]))
     XCTAssertEqual(try state.tree(path)?.cached, true)

@@ -1,5 +1,6 @@
 import DVBasics
 import DVStorage
+import Foundation
 import XCTest
 
 @testable import DVWorkspace
@@ -28,7 +29,8 @@ final class PointerFileTests: XCTestCase {
       }
     }
     XCTAssertTrue(message("version: 1\npath: raw\nhsh: x\n").hasPrefix("data/raw.dv:3:1: unknown key 'hsh'"))
-    XCTAssertTrue(message("version: 2\npath: raw\nhash: \(hash)\n").hasPrefix("data/raw.dv:1:10: unsupported version 2"))
+    XCTAssertTrue(
+      message("version: 2\npath: raw\nhash: \(hash)\n").hasPrefix("data/raw.dv:1:10: unsupported version 2"))
     XCTAssertTrue(message("version: 1\npath: ../../etc\nhash: \(hash)\n").hasPrefix("data/raw.dv:2:7:"))
     XCTAssertTrue(message("version: 1\npath: raw\nhash: sha256:nothex\n").hasPrefix("data/raw.dv:3:7:"))
     XCTAssertTrue(message("version: 1\npath: [unclosed\n").hasPrefix("data/raw.dv:"))
@@ -69,5 +71,3 @@ final class ConfigTests: XCTestCase {
     }
   }
 }
-
-import Foundation

@@ -17,7 +17,8 @@ class DVTestCase: XCTestCase {
 
   static let binary: String = {
     if let path = ProcessInfo.processInfo.environment["DV_BINARY"] { return path }
-    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dv").path
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("dv")
+      .path
     if FileManager.default.isExecutableFile(atPath: beside) { return beside }
     let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()
@@ -36,12 +37,16 @@ class DVTestCase: XCTestCase {
 
   /// Runs `dv args...` in `root/cwd` and waits (bounded by `timeout`).
   @discardableResult
-  func dv(_ args: String..., in cwd: String = "", env: [String: String] = [:], timeout: Double = 120) throws -> RunResult {
+  func dv(_ args: String..., in cwd: String = "", env: [String: String] = [:], timeout: Double = 120) throws
+    -> RunResult
+  {
     try run(Self.binary, args, in: cwd, env: env, timeout: timeout)
   }
 
   @discardableResult
-  func run(_ executable: String, _ args: [String], in cwd: String = "", env: [String: String] = [:], timeout: Double = 120)
+  func run(
+    _ executable: String, _ args: [String], in cwd: String = "", env: [String: String] = [:], timeout: Double = 120
+  )
     throws -> RunResult
   {
     let process = Process()
@@ -114,7 +119,9 @@ class DVTestCase: XCTestCase {
   }
 
   /// Asserts a failure: the exit code, one line on stderr containing `message`, nothing on stdout.
-  func assertFails(_ result: RunResult, code: Int32, _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+  func assertFails(
+    _ result: RunResult, code: Int32, _ message: String, file: StaticString = #filePath, line: UInt = #line
+  ) {
     XCTAssertEqual(result.code, code, result.stderr, file: file, line: line)
     XCTAssertTrue(result.stderr.contains(message), "stderr was: \(result.stderr)", file: file, line: line)
     XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "one line: \(result.stderr)", file: file, line: line)
