@@ -34,6 +34,16 @@ public struct FileStat: Sendable, Equatable {
     mode = UInt32(st.st_mode)
   }
 
+  /// A regular file's stat from remembered values (stat cache lookups).
+  package init(device: UInt64, inode: UInt64, size: Int64, mtimeNs: Int64) {
+    kind = .file
+    self.device = device
+    self.inode = inode
+    self.size = size
+    self.mtimeNs = mtimeNs
+    mode = 0o100644
+  }
+
   /// `stat` (following links) of an absolute path; nil when nothing is there.
   public static func of(_ path: String, followLinks: Bool = true) throws -> FileStat? {
     var st = stat()

@@ -139,15 +139,23 @@ public struct PathResolver: Sendable {
 /// the contiguous storage of native strings.
 @inline(__always)
 public func utf8Precedes(_ a: String, _ b: String) -> Bool {
-  var a = a
-  var b = b
-  return a.withUTF8 { pa in
-    b.withUTF8 { pb in
+  utf8Compare(a, b) < 0
+}
+
+/// Three-way byte-wise comparison of two strings' UTF-8: negative, zero or positive.
+@inline(__always)
+public func utf8Compare(_ a: String, _ b: String) -> Int {
+  let fast = a.utf8.withContiguousStorageIfAvailable { pa in
+    b.utf8.withContiguousStorageIfAvailable { pb -> Int in
       let n = min(pa.count, pb.count)
-      let c = n == 0 ? 0 : memcmp(pa.baseAddress!, pb.baseAddress!, n)
-      return c < 0 || (c == 0 && pa.count < pb.count)
+      let c = n == 0 ? 0 : Int(memcmp(pa.baseAddress!, pb.baseAddress!, n))
+      return c != 0 ? c : pa.count - pb.count
     }
   }
+  if let fast = fast ?? nil { return fast }
+  // Bridged or small strings without contiguous storage.
+  if a.utf8.lexicographicallyPrecedes(b.utf8) { return -1 }
+  return a.utf8.elementsEqual(b.utf8) ? 0 : 1
 }
 
 #if canImport(Glibc)

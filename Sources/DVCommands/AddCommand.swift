@@ -23,7 +23,7 @@ struct AddCommand: ParsableCommand {
       }
       if let gitignore = data.gitignore { gitFiles.append(gitignore.value) }
     }
-    if !gitFiles.isEmpty && !global.quiet {
+    if result.usesGit && !gitFiles.isEmpty && !global.quiet {
       print("\nTo track the changes with git, run:\n\n    git add \(gitFiles.joined(separator: " "))")
     }
   }

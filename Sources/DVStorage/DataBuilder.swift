@@ -104,8 +104,8 @@ public final class DataBuilder: @unchecked Sendable {
     // One buffer, one digest update: per-file updates and allocations would dominate here.
     var buffer: [UInt8] = []
     buffer.reserveCapacity(files.count * 64)
-    for var f in files {
-      f.path.withUTF8 { buffer.append(contentsOf: $0) }
+    for f in files {
+      buffer.append(contentsOf: f.path.utf8)
       buffer.append(0)
       withUnsafeBytes(of: f.stat.device.littleEndian) { buffer.append(contentsOf: $0) }
       withUnsafeBytes(of: f.stat.inode.littleEndian) { buffer.append(contentsOf: $0) }
@@ -134,16 +134,10 @@ public final class DataBuilder: @unchecked Sendable {
       return BuiltData(path: path, kind: .dir, hash: hash, size: size, files: files.count, manifest: nil)
     }
 
-    // Match the scan against the snapshot (both sorted by path bytes) to reuse known hashes.
+    // Reuse the hashes of files whose stat is unchanged (looked up by device and inode).
     let snapshot = try state.snapshot(path)
     let snapshotCached = remembered?.cached ?? false
-    var known = [ObjectID?](repeating: nil, count: files.count)
-    var j = 0
-    for (i, f) in files.enumerated() {
-      while j < snapshot.count, utf8Precedes(snapshot[j].path, f.path) { j += 1 }
-      if j < snapshot.count, snapshot[j].path == f.path, snapshot[j].matches(f.stat) { known[i] = snapshot[j].hash }
-    }
-
+    let known = files.map { snapshot.hash(for: $0.stat) }
     let readStart = FileClock.nowNs()
     let base = path.absolute(under: workspaceRoot)
     var hashes = [ObjectID?](repeating: nil, count: files.count)
@@ -187,7 +181,7 @@ public final class DataBuilder: @unchecked Sendable {
       if let restat = restats[i] { files[i].stat = restat }
       // Entries reused from the snapshot were settled when recorded; new ones must be now.
       if known[i] != nil || FileClock.isSettled(mtimeNs: files[i].stat.mtimeNs, readStartNs: readStart) {
-        snapshotEntries.append(SnapshotEntry(path: files[i].path, stat: files[i].stat, hash: id))
+        snapshotEntries.append(SnapshotEntry(stat: files[i].stat, hash: id))
       } else {
         allSettled = false
       }
@@ -202,7 +196,8 @@ public final class DataBuilder: @unchecked Sendable {
     }
     let newFingerprint = allSettled ? fingerprint(files) : nil
     try state.record(
-      tree: path, fingerprint: newFingerprint, hash: id, cached: ingesting != nil, entries: snapshotEntries)
+      tree: path, fingerprint: newFingerprint, hash: id, cached: ingesting != nil, entries: snapshotEntries,
+      previous: snapshot)
     return BuiltData(
       path: path, kind: .dir, hash: id, size: manifest.totalSize, files: files.count, manifest: manifest)
   }

@@ -31,20 +31,33 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
   /// Parses 64 lowercase hex digits.
   public init?<C: Collection>(hex: C) where C.Element == UInt8 {
     guard hex.count == 64 else { return nil }
-    var bytes = [UInt8](repeating: 0, count: 32)
-    var i = 0
-    var high: UInt8 = 0
-    for c in hex {
-      let v: UInt8
-      switch c {
-      case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
-      case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
-      default: return nil
+    let parsed =
+      hex.withContiguousStorageIfAvailable { ObjectID(hexDigits: $0) }
+      ?? Array(hex).withUnsafeBufferPointer { ObjectID(hexDigits: $0) }
+    guard let parsed else { return nil }
+    self = parsed
+  }
+
+  private init?(hexDigits hex: UnsafeBufferPointer<UInt8>) {
+    var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    let ok = withUnsafeMutableBytes(of: &digest) { out -> Bool in
+      for i in 0..<32 {
+        guard let high = Self.nibble(hex[2 * i]), let low = Self.nibble(hex[2 * i + 1]) else { return false }
+        out[i] = high << 4 | low
       }
-      if i % 2 == 0 { high = v } else { bytes[i / 2] = high << 4 | v }
-      i += 1
+      return true
     }
-    self.init(bytes: bytes)
+    guard ok else { return nil }
+    words = digest
+  }
+
+  @inline(__always)
+  private static func nibble(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
+    default: return nil
+    }
   }
 
   /// The 32 digest bytes.

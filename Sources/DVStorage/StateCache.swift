@@ -4,15 +4,13 @@ import GRDB
 
 /// What the stat cache remembers of one file of a directory: the stat it had when it was hashed.
 public struct SnapshotEntry: Sendable, Equatable {
-  public var path: String
   public var device: UInt64
   public var inode: UInt64
   public var size: Int64
   public var mtimeNs: Int64
   public var hash: ObjectID
 
-  public init(path: String, stat: FileStat, hash: ObjectID) {
-    self.path = path
+  public init(stat: FileStat, hash: ObjectID) {
     device = stat.device
     inode = stat.inode
     size = stat.size
@@ -20,8 +18,7 @@ public struct SnapshotEntry: Sendable, Equatable {
     self.hash = hash
   }
 
-  init(path: String, device: UInt64, inode: UInt64, size: Int64, mtimeNs: Int64, hash: ObjectID) {
-    self.path = path
+  init(device: UInt64, inode: UInt64, size: Int64, mtimeNs: Int64, hash: ObjectID) {
     self.device = device
     self.inode = inode
     self.size = size
@@ -32,6 +29,81 @@ public struct SnapshotEntry: Sendable, Equatable {
   /// True when `stat` is the stat this entry was hashed with.
   public func matches(_ stat: FileStat) -> Bool {
     inode == stat.inode && mtimeNs == stat.mtimeNs && size == stat.size && device == stat.device
+  }
+
+  static func < (a: SnapshotEntry, b: SnapshotEntry) -> Bool {
+    a.device != b.device ? a.device < b.device : a.inode < b.inode
+  }
+}
+
+/// The remembered files of a directory: a base of fixed-size records sorted by (device, inode),
+/// searched in place without decoding, plus the few entries recorded since the base was written.
+public struct TreeSnapshot: Sendable {
+  static let recordSize = 64
+  static let headerSize = 8
+
+  let base: [UInt8]
+  var delta: [UInt64: [SnapshotEntry]] = [:]
+
+  init(base: [UInt8]) {
+    let valid =
+      base.count >= Self.headerSize
+      && base.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } == UInt32(2).littleEndian
+      && (base.count - Self.headerSize) % Self.recordSize == 0
+    self.base = valid ? base : []
+  }
+
+  /// Number of records in the base.
+  var baseCount: Int { base.isEmpty ? 0 : (base.count - Self.headerSize) / Self.recordSize }
+
+  /// The remembered hash of a file with exactly this stat.
+  public func hash(for stat: FileStat) -> ObjectID? {
+    if let candidates = delta[stat.inode], let e = candidates.first(where: { $0.matches(stat) }) { return e.hash }
+    guard let e = baseEntry(device: stat.device, inode: stat.inode), e.matches(stat) else { return nil }
+    return e.hash
+  }
+
+  private func baseEntry(device: UInt64, inode: UInt64) -> SnapshotEntry? {
+    base.withUnsafeBytes { raw -> SnapshotEntry? in
+      var low = 0
+      var high = baseCount
+      while low < high {
+        let mid = (low + high) / 2
+        let offset = Self.headerSize + mid * Self.recordSize
+        let d = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        let i = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        if d == device && i == inode {
+          return SnapshotEntry(
+            device: d, inode: i,
+            size: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 16, as: Int64.self)),
+            mtimeNs: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 24, as: Int64.self)),
+            hash: ObjectID(digest: UnsafeRawBufferPointer(rebasing: raw[(offset + 32)..<(offset + 64)])))
+        }
+        if d < device || (d == device && i < inode) { low = mid + 1 } else { high = mid }
+      }
+      return nil
+    }
+  }
+
+  /// The base format: "version 2, count", then records sorted by (device, inode).
+  static func encode(_ entries: [SnapshotEntry]) -> [UInt8] {
+    let sorted = entries.sorted(by: <)
+    var out = [UInt8](repeating: 0, count: headerSize + sorted.count * recordSize)
+    out.withUnsafeMutableBytes { raw in
+      raw.storeBytes(of: UInt32(2).littleEndian, toByteOffset: 0, as: UInt32.self)
+      raw.storeBytes(of: UInt32(sorted.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+      for (n, e) in sorted.enumerated() {
+        let offset = headerSize + n * recordSize
+        raw.storeBytes(of: e.device.littleEndian, toByteOffset: offset, as: UInt64.self)
+        raw.storeBytes(of: e.inode.littleEndian, toByteOffset: offset + 8, as: UInt64.self)
+        raw.storeBytes(of: e.size.littleEndian, toByteOffset: offset + 16, as: Int64.self)
+        raw.storeBytes(of: e.mtimeNs.littleEndian, toByteOffset: offset + 24, as: Int64.self)
+        withUnsafeBytes(of: e.hash.words) { h in
+          UnsafeMutableRawBufferPointer(rebasing: raw[(offset + 32)..<(offset + 64)]).copyMemory(from: h)
+        }
+      }
+    }
+    return out
   }
 }
 
@@ -63,7 +135,8 @@ public final class StateCache: @unchecked Sendable {
       var config = Configuration()
       config.busyMode = .timeout(5)
       config.prepareDatabase { db in
-        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        // Snapshots are megabyte blobs: read them through mmap rather than page by page.
+        try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 1073741824")
       }
       db = try DatabaseQueue(path: path, configuration: config)
       // The migrator costs a few queries; skip it when the schema is already current.
@@ -73,6 +146,8 @@ public final class StateCache: @unchecked Sendable {
       }
       if current < Self.schemaVersion {
         try db.writeWithoutTransaction { db in
+          // Large pages: a 100,000-file snapshot spans 100 pages instead of 1,600.
+          if current == 0 { try db.execute(sql: "PRAGMA page_size = 65536; VACUUM") }
           _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
         }
         try Self.migrator.migrate(db)
@@ -97,8 +172,12 @@ public final class StateCache: @unchecked Sendable {
             PRIMARY KEY (device, inode)) WITHOUT ROWID;
           CREATE TABLE trees (
             path TEXT PRIMARY KEY NOT NULL,
-            fingerprint BLOB, hash BLOB, cached INTEGER NOT NULL DEFAULT 0,
-            entries BLOB NOT NULL);
+            fingerprint BLOB, hash BLOB, cached INTEGER NOT NULL DEFAULT 0);
+          CREATE TABLE tree_snapshots (path TEXT PRIMARY KEY NOT NULL, entries BLOB NOT NULL);
+          CREATE TABLE tree_entries (
+            path TEXT NOT NULL, device INTEGER NOT NULL, inode INTEGER NOT NULL,
+            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash BLOB NOT NULL,
+            PRIMARY KEY (path, device, inode)) WITHOUT ROWID;
           """)
     }
     return migrator
@@ -169,28 +248,62 @@ public final class StateCache: @unchecked Sendable {
     }
   }
 
-  /// The per-file snapshot of a directory, sorted by path bytes.
-  public func snapshot(_ path: RelativePath) throws -> [SnapshotEntry] {
+  /// The remembered files of a directory.
+  public func snapshot(_ path: RelativePath) throws -> TreeSnapshot {
     try wrap {
-      guard
-        let blob = try db.read({ db in
-          try Data.fetchOne(db, sql: "SELECT entries FROM trees WHERE path = ?", arguments: [path.value])
-        })
-      else { return [] }
-      return Self.decode(blob) ?? []
+      try db.read { db in
+        let blob = try Data.fetchOne(
+          db, sql: "SELECT entries FROM tree_snapshots WHERE path = ?", arguments: [path.value])
+        var snapshot = TreeSnapshot(base: blob.map { [UInt8]($0) } ?? [])
+        let rows = try Row.fetchCursor(
+          db, sql: "SELECT device, inode, size, mtime_ns, hash FROM tree_entries WHERE path = ?",
+          arguments: [path.value])
+        while let row = try rows.next() {
+          let hash: Data = row[4]
+          guard hash.count == 32 else { continue }
+          let entry = SnapshotEntry(
+            device: UInt64(bitPattern: row[0]), inode: UInt64(bitPattern: row[1]), size: row[2], mtimeNs: row[3],
+            hash: ObjectID(bytes: [UInt8](hash)))
+          snapshot.delta[entry.inode, default: []].append(entry)
+        }
+        return snapshot
+      }
     }
   }
 
-  /// Replaces what is remembered of a directory.
+  /// Replaces what is remembered of a directory. `entries` are the settled files now; when few of
+  /// them are new to `previous`, only those are written, else the base is rewritten.
   public func record(
-    tree path: RelativePath, fingerprint: ObjectID?, hash: ObjectID?, cached: Bool, entries: [SnapshotEntry]
+    tree path: RelativePath, fingerprint: ObjectID?, hash: ObjectID?, cached: Bool, entries: [SnapshotEntry],
+    previous: TreeSnapshot?
   ) throws {
-    let blob = Self.encode(entries)
+    let fresh = entries.filter { e in
+      previous?.hash(for: FileStat(device: e.device, inode: e.inode, size: e.size, mtimeNs: e.mtimeNs)) != e.hash
+    }
+    let rewrite = previous == nil || fresh.count + (previous?.delta.count ?? 0) > max(256, entries.count / 8)
+    let blob = rewrite ? Data(TreeSnapshot.encode(entries)) : nil
     try wrap {
       try db.write { db in
         try db.execute(
-          sql: "INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached, entries) VALUES (?, ?, ?, ?, ?)",
-          arguments: [path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, cached, blob])
+          sql: "INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached) VALUES (?, ?, ?, ?)",
+          arguments: [path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, cached])
+        if let blob {
+          try db.execute(sql: "DELETE FROM tree_entries WHERE path = ?", arguments: [path.value])
+          try db.execute(
+            sql: "INSERT OR REPLACE INTO tree_snapshots (path, entries) VALUES (?, ?)", arguments: [path.value, blob])
+        } else {
+          let statement = try db.makeStatement(
+            sql: """
+              INSERT OR REPLACE INTO tree_entries (path, device, inode, size, mtime_ns, hash)
+              VALUES (?, ?, ?, ?, ?, ?)
+              """)
+          for e in fresh {
+            try statement.execute(arguments: [
+              path.value, Int64(bitPattern: e.device), Int64(bitPattern: e.inode), e.size, e.mtimeNs,
+              Data(e.hash.bytes),
+            ])
+          }
+        }
       }
     }
   }
@@ -198,52 +311,5 @@ public final class StateCache: @unchecked Sendable {
   /// Forgets that objects were cached (after gc or fsck removed objects).
   public func forgetCachedFlags() throws {
     try wrap { try db.write { db in try db.execute(sql: "UPDATE trees SET cached = 0") } }
-  }
-
-  // MARK: - Snapshot encoding
-
-  static func encode(_ entries: [SnapshotEntry]) -> Data {
-    var out = [UInt8]()
-    out.reserveCapacity(entries.count * 80 + 8)
-    func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-    put(UInt32(1))  // format version
-    put(UInt32(entries.count))
-    for e in entries {
-      let path = Array(e.path.utf8)
-      put(UInt32(path.count))
-      out.append(contentsOf: path)
-      put(e.device)
-      put(e.inode)
-      put(e.size)
-      put(e.mtimeNs)
-      withUnsafeBytes(of: e.hash.words) { out.append(contentsOf: $0) }
-    }
-    return Data(out)
-  }
-
-  static func decode(_ data: Data) -> [SnapshotEntry]? {
-    data.withUnsafeBytes { raw -> [SnapshotEntry]? in
-      var offset = 0
-      func take<T: FixedWidthInteger>(_: T.Type) -> T? {
-        guard offset + MemoryLayout<T>.size <= raw.count else { return nil }
-        defer { offset += MemoryLayout<T>.size }
-        return T(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: T.self))
-      }
-      guard take(UInt32.self) == 1, let count = take(UInt32.self) else { return nil }
-      var entries: [SnapshotEntry] = []
-      entries.reserveCapacity(Int(count))
-      for _ in 0..<count {
-        guard let length = take(UInt32.self), offset + Int(length) <= raw.count else { return nil }
-        let path = String(decoding: UnsafeRawBufferPointer(rebasing: raw[offset..<offset + Int(length)]), as: UTF8.self)
-        offset += Int(length)
-        guard let device = take(UInt64.self), let inode = take(UInt64.self), let size = take(Int64.self),
-          let mtime = take(Int64.self), offset + 32 <= raw.count
-        else { return nil }
-        let hash = ObjectID(digest: UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 32]))
-        offset += 32
-        entries.append(SnapshotEntry(path: path, device: device, inode: inode, size: size, mtimeNs: mtime, hash: hash))
-      }
-      return entries
-    }
   }
 }

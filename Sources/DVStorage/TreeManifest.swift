@@ -38,51 +38,156 @@ public struct TreeManifest: Sendable, Equatable {
 
   /// The canonical JSON bytes.
   public func canonicalJSON() -> [UInt8] {
-    var out: [UInt8] = []
-    out.reserveCapacity(entries.count * 128 + 2)
-    out.append(UInt8(ascii: "["))
-    for (i, entry) in entries.enumerated() {
-      if i > 0 { out.append(UInt8(ascii: ",")) }
-      out.append(contentsOf: #"{"path":"#.utf8)
-      Self.appendJSONString(entry.path, to: &out)
-      out.append(contentsOf: #","hash":"sha256:"#.utf8)
-      out.append(contentsOf: entry.hash.hex.utf8)
-      out.append(contentsOf: #"","size":"#.utf8)
-      out.append(contentsOf: String(entry.size).utf8)
-      out.append(contentsOf: entry.exec ? #","exec":true}"#.utf8 : #","exec":false}"#.utf8)
+    // Exact size first, then one pass of unchecked writes: this runs on every add and on status
+    // of a changed directory, over up to hundreds of thousands of entries.
+    var capacity = 2
+    for entry in entries {
+      capacity += Self.fixedEntryBytes + Self.escapedLength(entry.path) + Self.decimalLength(entry.size)
+      if !entry.exec { capacity += 1 }
     }
-    out.append(UInt8(ascii: "]"))
-    return out
+    capacity += max(0, entries.count - 1)
+    return [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+      var w = ByteWriter(buffer: buffer)
+      w.put(UInt8(ascii: "["))
+      entries.withUnsafeBufferPointer { entries in
+        for i in entries.indices {
+          if i > 0 { w.put(UInt8(ascii: ",")) }
+          w.put(Self.pathKey)
+          w.putJSONString(entries[i].path)
+          w.put(Self.hashKey)
+          w.putHex(entries[i].hash)
+          w.put(Self.sizeKey)
+          w.putDecimal(entries[i].size)
+          w.put(entries[i].exec ? Self.execTrue : Self.execFalse)
+        }
+      }
+      w.put(UInt8(ascii: "]"))
+      precondition(w.position == capacity, "manifest size miscounted")
+      count = w.position
+    }
+  }
+
+  private static let pathKey: StaticString = #"{"path":"#
+  private static let hashKey: StaticString = #","hash":"sha256:"#
+  private static let sizeKey: StaticString = #"","size":"#
+  private static let execTrue: StaticString = #","exec":true}"#
+  private static let execFalse: StaticString = #","exec":false}"#
+  private static let fixedEntryBytes =
+    pathKey.utf8CodeUnitCount + hashKey.utf8CodeUnitCount + 64 + sizeKey.utf8CodeUnitCount
+    + execTrue.utf8CodeUnitCount
+
+  static func escapedLength(_ s: String) -> Int {
+    var n = 2
+    for b in s.utf8 {
+      switch b {
+      case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09: n += 2
+      case 0..<0x20: n += 6
+      default: n += 1
+      }
+    }
+    return n
+  }
+
+  static func decimalLength(_ value: Int64) -> Int {
+    var n = value < 0 ? 2 : 1
+    var v = value.magnitude
+    while v >= 10 {
+      v /= 10
+      n += 1
+    }
+    return n
   }
 
   /// The manifest's object id: the SHA-256 of its canonical JSON.
   public func objectID() -> ObjectID { SHA256Hasher.hash(canonicalJSON()) }
 
-  static func appendJSONString(_ s: String, to out: inout [UInt8]) {
-    out.append(UInt8(ascii: "\""))
-    for b in s.utf8 {
-      switch b {
-      case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-      case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-      case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-      case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-      case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-      case 0..<0x20:
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(contentsOf: Array(#"\u00"#.utf8))
-        out.append(hex[Int(b >> 4)])
-        out.append(hex[Int(b & 0xF)])
-      default: out.append(b)
-      }
-    }
-    out.append(UInt8(ascii: "\""))
-  }
-
   /// Parses a manifest; throws `StorageError.corruptManifest` on anything that is not one.
   public static func parse(_ bytes: [UInt8], id: ObjectID) throws -> TreeManifest {
     var parser = ManifestParser(bytes: bytes)
     guard let entries = parser.parse() else { throw StorageError.corruptManifest(id) }
-    return TreeManifest(entries: entries)
+    // Manifests dv wrote are already in canonical order; sort only what another tool wrote.
+    for i in entries.indices.dropFirst() where !utf8Precedes(entries[i - 1].path, entries[i].path) {
+      return TreeManifest(entries: entries)
+    }
+    return TreeManifest(sortedEntries: entries)
+  }
+}
+
+/// Unchecked appends into a buffer whose size was computed beforehand.
+private struct ByteWriter {
+  let buffer: UnsafeMutableBufferPointer<UInt8>
+  var position = 0
+
+  init(buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+  mutating func put(_ byte: UInt8) {
+    buffer[position] = byte
+    position += 1
+  }
+
+  mutating func put(_ bytes: [UInt8]) {
+    for b in bytes { put(b) }
+  }
+
+  mutating func put(_ text: StaticString) {
+    (buffer.baseAddress! + position).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+    position += text.utf8CodeUnitCount
+  }
+
+  mutating func putHex(_ id: ObjectID) {
+    withUnsafeBytes(of: id.words) { raw in
+      for b in raw {
+        buffer[position] = Self.hexDigit(b >> 4)
+        buffer[position + 1] = Self.hexDigit(b & 0xF)
+        position += 2
+      }
+    }
+  }
+
+  @inline(__always)
+  static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x57 + v }
+
+  /// Sizes are never negative (the parser rejects them).
+  mutating func putDecimal(_ value: Int64) {
+    precondition(value >= 0)
+    let length = TreeManifest.decimalLength(value)
+    var v = value
+    for k in stride(from: length - 1, through: 0, by: -1) {
+      buffer[position + k] = UInt8(ascii: "0") + UInt8(v % 10)
+      v /= 10
+    }
+    position += length
+  }
+
+  mutating func putJSONString(_ s: String) {
+    put(UInt8(ascii: "\""))
+    let copied: Bool? = s.utf8.withContiguousStorageIfAvailable { bytes in
+      guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+        return false
+      }
+      (buffer.baseAddress! + position).update(from: bytes.baseAddress!, count: bytes.count)
+      position += bytes.count
+      return true
+    }
+    if copied == true {
+      put(UInt8(ascii: "\""))
+      return
+    }
+    for b in s.utf8 {
+      switch b {
+      case UInt8(ascii: "\""): put([UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+      case UInt8(ascii: "\\"): put([UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+      case 0x0A: put([UInt8(ascii: "\\"), UInt8(ascii: "n")])
+      case 0x0D: put([UInt8(ascii: "\\"), UInt8(ascii: "r")])
+      case 0x09: put([UInt8(ascii: "\\"), UInt8(ascii: "t")])
+      case 0..<0x20:
+        put(Array(#"\u00"#.utf8))
+        put(Self.hexDigit(b >> 4))
+        put(Self.hexDigit(b & 0xF))
+      default: put(b)
+      }
+    }
+    put(UInt8(ascii: "\""))
   }
 }
 
@@ -139,10 +244,30 @@ private struct ManifestParser {
       default: return nil
       }
     } while expect(UInt8(ascii: ","))
-    guard expect(UInt8(ascii: "}")), let path, let hash, let size, size >= 0,
-      RelativePath(validating: path)?.value == path
-    else { return nil }
+    guard expect(UInt8(ascii: "}")), let path, let hash, let size, size >= 0, Self.isSafeRelativePath(path) else {
+      return nil
+    }
     return TreeEntry(path: path, hash: hash, size: size, exec: exec)
+  }
+
+  /// True for a normalized relative path: no leading "/", no empty, "." or ".." component.
+  static func isSafeRelativePath(_ path: String) -> Bool {
+    var componentStart = true
+    var dots = 0
+    var length = 0
+    for b in path.utf8 {
+      if b == UInt8(ascii: "/") {
+        if componentStart || (length == dots && dots <= 2) { return false }
+        componentStart = true
+        dots = 0
+        length = 0
+        continue
+      }
+      componentStart = false
+      length += 1
+      if b == UInt8(ascii: ".") { dots += 1 }
+    }
+    return !componentStart && !(length == dots && dots <= 2)
   }
 
   mutating func integer() -> Int64? {

@@ -18,6 +18,8 @@ public struct AddedData: Sendable {
 /// What `dv add` did.
 public struct AddResult: Sendable {
   public var added: [AddedData]
+  /// False in a `--no-scm` workspace, where there is nothing to `git add`.
+  public var usesGit: Bool
 }
 
 extension Workspace {
@@ -50,7 +52,7 @@ extension Workspace {
           path: target, pointer: pointer.location, kind: built.kind, hash: built.hash, size: built.size,
           files: built.files, changed: changed, gitignore: gitignore))
     }
-    return AddResult(added: results)
+    return AddResult(added: results, usesGit: !config.noSCM)
   }
 
   private func validateAddTargets(_ userPaths: [String]) throws -> [RelativePath] {

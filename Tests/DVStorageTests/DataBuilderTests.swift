@@ -26,6 +26,14 @@ final class DataBuilderTests: StorageTestCase {
     XCTAssertEqual(built.files, 2)
   }
 
+  func testScanOrderIsPathByteOrder() throws {
+    // "a" is a directory: its files sort after "a.txt" and "a-b" ("/" is 0x2F) but before "a0".
+    for name in ["a.txt", "a/b", "a-b/c", "B", "a/b.c/d", "ab", "a0/z", "é"] { try write("data/raw/" + name, name) }
+    let scanned = try DirectoryScanner(workspaceRoot: dir, ignore: .none).scan(raw).map(\.path)
+    XCTAssertEqual(scanned, scanned.sorted(by: utf8Precedes))
+    XCTAssertEqual(scanned, ["B", "a-b/c", "a.txt", "a/b", "a/b.c/d", "a0/z", "ab", "é"])
+  }
+
   func testUnchangedDirectoryIsAnsweredFromTheFingerprintAndChangesAreSeen() throws {
     try write("data/raw/a.csv", "a")
     try write("data/raw/b.csv", "b")

@@ -32,22 +32,34 @@ final class StateCacheTests: StorageTestCase {
     XCTAssertNil(try state.hash(for: stat))
   }
 
-  func testDirectorySnapshotsRoundTrip() throws {
+  func testDirectorySnapshotsRoundTripAndGrowByDeltas() throws {
     let state = try StateCache(path: dir + "/state.db")
-    let stat = try FileStat.of(try write("x", "1"))!
-    let entries = [
-      SnapshotEntry(path: "a/ü.csv", stat: stat, hash: SHA256Hasher.hash([1])),
-      SnapshotEntry(path: "b", stat: stat, hash: SHA256Hasher.hash([2])),
-    ]
     let path = RelativePath(validating: "data/raw")!
+    let stats = try (0..<300).map { i in try FileStat.of(try write("f\(i)", "\(i)"))! }
+    let entries = stats.enumerated().map { SnapshotEntry(stat: $1, hash: SHA256Hasher.hash([UInt8($0 % 250)])) }
     try state.record(
-      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), cached: true, entries: entries)
-    XCTAssertEqual(try state.snapshot(path), entries)
+      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), cached: true, entries: entries,
+      previous: nil)
+    let snapshot = try state.snapshot(path)
+    for (stat, entry) in zip(stats, entries) { XCTAssertEqual(snapshot.hash(for: stat), entry.hash) }
+    var changed = stats[7]
+    changed.mtimeNs += 1
+    XCTAssertNil(snapshot.hash(for: changed))
     XCTAssertEqual(try state.tree(path)?.hash, SHA256Hasher.hash([4]))
     XCTAssertEqual(try state.tree(path)?.cached, true)
+
+    // One changed file is recorded as a delta row; lookups see both.
+    var next = entries
+    next[7] = SnapshotEntry(stat: changed, hash: SHA256Hasher.hash([99]))
+    try state.record(
+      tree: path, fingerprint: nil, hash: SHA256Hasher.hash([5]), cached: false, entries: next, previous: snapshot)
+    let reread = try state.snapshot(path)
+    XCTAssertEqual(reread.delta.count, 1)
+    XCTAssertEqual(reread.hash(for: changed), SHA256Hasher.hash([99]))
+    XCTAssertEqual(reread.hash(for: stats[8]), entries[8].hash)
     try state.forgetCachedFlags()
     XCTAssertEqual(try state.tree(path)?.cached, false)
     // Reopening finds the same data (and runs no migration twice).
-    XCTAssertEqual(try StateCache(path: dir + "/state.db").snapshot(path), entries)
+    XCTAssertEqual(try StateCache(path: dir + "/state.db").snapshot(path).hash(for: changed), SHA256Hasher.hash([99]))
   }
 }

@@ -157,3 +157,13 @@ final class AddStatusCheckoutTests: DVTestCase {
     }
   }
 }
+
+final class NoSCMTests: DVTestCase {
+  func testNoGitHintsWithoutGit() throws {
+    try makeWorkspaceWithData()
+    let add = try dv("add", "data/raw")
+    XCTAssertEqual(add.code, 0)
+    XCTAssertFalse(add.stdout.contains("git add"), add.stdout)
+    XCTAssertFalse(exists("data/.gitignore"))
+  }
+}
