@@ -124,15 +124,6 @@ public struct PathResolver: Sendable {
     }
     return path
   }
-
-  /// How to show a workspace path to the user: relative to the current directory when it lies
-  /// below it, else relative to the root.
-  public func display(_ path: RelativePath) -> String {
-    let abs = path.absolute(under: root)
-    if currentDirectory == root { return path.value }
-    if abs.hasPrefix(currentDirectory + "/") { return String(abs.dropFirst(currentDirectory.count + 1)) }
-    return path.value
-  }
 }
 
 /// Byte-wise comparison of two strings' UTF-8 (the order of tree manifests), through memcmp on

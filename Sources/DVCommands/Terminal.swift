@@ -70,6 +70,8 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
   }
 
   private let phase = Locked(Phase())
+  /// Seconds before the first draw, so quick commands print nothing (`DV_PROGRESS_DELAY`).
+  private let delay = Double(ProcessInfo.processInfo.environment["DV_PROGRESS_DELAY"] ?? "") ?? 0.2
 
   func begin(_ name: String, totalItems: Int?, totalBytes: Int64?) {
     phase.withLock { $0 = Phase(name: name, totalItems: totalItems, totalBytes: totalBytes) }
@@ -80,7 +82,7 @@ final class TerminalProgress: ProgressReporter, @unchecked Sendable {
       p.items += items
       p.bytes += bytes
       let now = Date()
-      guard now.timeIntervalSince(p.lastDraw) >= 0.1, now.timeIntervalSince(p.start) >= 0.2 else { return nil }
+      guard now.timeIntervalSince(p.lastDraw) >= 0.1, now.timeIntervalSince(p.start) >= delay else { return nil }
       p.lastDraw = now
       p.drawn = true
       return Self.render(p, now: now)

@@ -136,14 +136,15 @@ public final class DataBuilder: @unchecked Sendable {
 
     // Reuse the hashes of files whose stat is unchanged (looked up by device and inode).
     let snapshot = try state.snapshot(path)
-    let snapshotCached = remembered?.cached ?? false
-    let known = files.map { snapshot.hash(for: $0.stat) }
+    let knownEntries = files.map { snapshot.entry(for: $0.stat) }
+    let known = knownEntries.map { $0?.hash }
     let readStart = FileClock.nowNs()
     let base = path.absolute(under: workspaceRoot)
     var hashes = [ObjectID?](repeating: nil, count: files.count)
     var restats = [FileStat?](repeating: nil, count: files.count)
+    // Status hashes what it does not know; add also caches what is not known to be cached.
     let todo = (0..<files.count).filter { i in
-      known[i] == nil || (ingesting != nil && !snapshotCached)
+      known[i] == nil || (ingesting != nil && knownEntries[i]?.cached != true)
     }
     let todoBytes = todo.reduce(Int64(0)) { $0 + files[$1].stat.size }
     progress.begin(ingesting == nil ? "hashing" : "adding", totalItems: todo.count, totalBytes: todoBytes)
@@ -181,7 +182,8 @@ public final class DataBuilder: @unchecked Sendable {
       if let restat = restats[i] { files[i].stat = restat }
       // Entries reused from the snapshot were settled when recorded; new ones must be now.
       if known[i] != nil || FileClock.isSettled(mtimeNs: files[i].stat.mtimeNs, readStartNs: readStart) {
-        snapshotEntries.append(SnapshotEntry(stat: files[i].stat, hash: id))
+        let cached = ingesting != nil || knownEntries[i]?.cached == true
+        snapshotEntries.append(SnapshotEntry(stat: files[i].stat, hash: id, cached: cached))
       } else {
         allSettled = false
       }
@@ -196,8 +198,7 @@ public final class DataBuilder: @unchecked Sendable {
     }
     let newFingerprint = allSettled ? fingerprint(files) : nil
     try state.record(
-      tree: path, fingerprint: newFingerprint, hash: id, cached: ingesting != nil, entries: snapshotEntries,
-      previous: snapshot)
+      tree: path, fingerprint: newFingerprint, hash: id, entries: snapshotEntries, previous: snapshot)
     return BuiltData(
       path: path, kind: .dir, hash: id, size: manifest.totalSize, files: files.count, manifest: manifest)
   }

@@ -65,8 +65,9 @@ public struct DataCheckout: Sendable {
             plan.deletes.append(path)
           }
         } else {
-          if let quick = try builder.build(path, mode: .inspect), quick.hash == hash { return plan }
-          let built = try builder.build(path, mode: .inspect, wantManifest: true)
+          // The manifest of what is there is built only when it differs from the record.
+          let built = try builder.build(path, mode: .inspect, manifestUnless: hash)
+          if built?.hash == hash { return plan }
           for entry in built?.manifest?.entries ?? [] { current[entry.path] = entry }
         }
       }

@@ -377,24 +377,25 @@ public final class ObjectCache: @unchecked Sendable {
           }
           progress?.advance(items: 0, bytes: (try? FileStat.of(descriptor: src, path: object).size) ?? 0)
         } else {
-          var hasher = SHA256Hasher()
-          let bytes = buffer.bytes
-          while true {
-            let n = Glibc.read(src, bytes.baseAddress, bytes.count)
-            if n < 0 {
-              if errno == EINTR { continue }
-              throw SystemError("reading cache object \(id.short)", errno: errno)
-            }
-            if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: bytes[0..<n])
-            hasher.update(chunk)
-            try FileSystem.writeAll(dst, chunk, path: tmpName)
-            progress?.advance(items: 0, bytes: Int64(n))
-          }
-          if hasher.finalize() != id {
+          // Verify first (a corrupt object is never placed), then let the kernel copy:
+          // copy_file_range shares extents where the filesystem can and skips a trip through
+          // user space where it cannot.
+          let (actual, size) = try SHA256Hasher.hashDescriptor(src, path: object, buffer: buffer.bytes)
+          if actual != id {
             let moved = try moveAside(id)
             throw StorageError.corruptObject(id, movedTo: moved)
           }
+          lseek(src, 0, SEEK_SET)
+          if dv_copy_file_range(src, dst, Int(size)) != Int(size) {
+            guard [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) else {
+              throw SystemError("copying cache object \(id.short) to '\(path)'", errno: errno)
+            }
+            lseek(src, 0, SEEK_SET)
+            ftruncate(dst, 0)
+            lseek(dst, 0, SEEK_SET)
+            try copyData(from: src, to: dst, path: tmpName, buffer: buffer)
+          }
+          progress?.advance(items: 0, bytes: size)
         }
         fchmod(dst, mode)
         if rename(tmpName, path) != 0 { throw SystemError("writing '\(path)'", errno: errno) }
@@ -404,6 +405,20 @@ public final class ObjectCache: @unchecked Sendable {
     }
     throw StorageError.linkFailed(
       path: path, tried: types.map(\.rawValue), reason: "no strategy is supported on this filesystem")
+  }
+
+  /// A plain read/write copy, for filesystems without copy_file_range.
+  private func copyData(from src: Int32, to dst: Int32, path: String, buffer: IOBuffer) throws {
+    let bytes = buffer.bytes
+    while true {
+      let n = Glibc.read(src, bytes.baseAddress, bytes.count)
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw SystemError("reading a cache object for '\(path)'", errno: errno)
+      }
+      if n == 0 { return }
+      try FileSystem.writeAll(dst, UnsafeRawBufferPointer(rebasing: bytes[0..<n]), path: path)
+    }
   }
 
   // MARK: - Reading, verifying, enumerating, removing

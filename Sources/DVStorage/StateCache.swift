@@ -9,21 +9,25 @@ public struct SnapshotEntry: Sendable, Equatable {
   public var size: Int64
   public var mtimeNs: Int64
   public var hash: ObjectID
+  /// True when `dv add` put this object into the cache (status only hashes).
+  public var cached: Bool
 
-  public init(stat: FileStat, hash: ObjectID) {
+  public init(stat: FileStat, hash: ObjectID, cached: Bool) {
     device = stat.device
     inode = stat.inode
     size = stat.size
     mtimeNs = stat.mtimeNs
     self.hash = hash
+    self.cached = cached
   }
 
-  init(device: UInt64, inode: UInt64, size: Int64, mtimeNs: Int64, hash: ObjectID) {
+  init(device: UInt64, inode: UInt64, size: Int64, mtimeNs: Int64, hash: ObjectID, cached: Bool) {
     self.device = device
     self.inode = inode
     self.size = size
     self.mtimeNs = mtimeNs
     self.hash = hash
+    self.cached = cached
   }
 
   /// True when `stat` is the stat this entry was hashed with.
@@ -44,6 +48,9 @@ public struct TreeSnapshot: Sendable {
 
   let base: [UInt8]
   var delta: [UInt64: [SnapshotEntry]] = [:]
+  /// False when objects may have been removed since the snapshot was written (gc, fsck): then
+  /// no entry counts as cached.
+  var cachedFlagsValid = true
 
   init(base: [UInt8]) {
     let valid =
@@ -57,10 +64,18 @@ public struct TreeSnapshot: Sendable {
   var baseCount: Int { base.isEmpty ? 0 : (base.count - Self.headerSize) / Self.recordSize }
 
   /// The remembered hash of a file with exactly this stat.
-  public func hash(for stat: FileStat) -> ObjectID? {
-    if let candidates = delta[stat.inode], let e = candidates.first(where: { $0.matches(stat) }) { return e.hash }
-    guard let e = baseEntry(device: stat.device, inode: stat.inode), e.matches(stat) else { return nil }
-    return e.hash
+  public func hash(for stat: FileStat) -> ObjectID? { entry(for: stat)?.hash }
+
+  /// The remembered entry of a file with exactly this stat.
+  public func entry(for stat: FileStat) -> SnapshotEntry? {
+    var found: SnapshotEntry?
+    if let candidates = delta[stat.inode], let e = candidates.first(where: { $0.matches(stat) }) {
+      found = e
+    } else if let e = baseEntry(device: stat.device, inode: stat.inode), e.matches(stat) {
+      found = e
+    }
+    if !cachedFlagsValid { found?.cached = false }
+    return found
   }
 
   private func baseEntry(device: UInt64, inode: UInt64) -> SnapshotEntry? {
@@ -73,11 +88,12 @@ public struct TreeSnapshot: Sendable {
         let d = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
         let i = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
         if d == device && i == inode {
+          let sizeAndFlag = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self))
           return SnapshotEntry(
-            device: d, inode: i,
-            size: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 16, as: Int64.self)),
+            device: d, inode: i, size: Int64(bitPattern: sizeAndFlag & ~Self.cachedBit),
             mtimeNs: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 24, as: Int64.self)),
-            hash: ObjectID(digest: UnsafeRawBufferPointer(rebasing: raw[(offset + 32)..<(offset + 64)])))
+            hash: ObjectID(digest: UnsafeRawBufferPointer(rebasing: raw[(offset + 32)..<(offset + 64)])),
+            cached: sizeAndFlag & Self.cachedBit != 0)
         }
         if d < device || (d == device && i < inode) { low = mid + 1 } else { high = mid }
       }
@@ -85,7 +101,11 @@ public struct TreeSnapshot: Sendable {
     }
   }
 
-  /// The base format: "version 2, count", then records sorted by (device, inode).
+  /// Sizes are below 2^63, so the top bit of the size field carries the entry's cached flag.
+  static let cachedBit: UInt64 = 1 << 63
+
+  /// The base format: "version 2, count", then records sorted by (device, inode): device, inode,
+  /// size (top bit: cached), mtime, hash.
   static func encode(_ entries: [SnapshotEntry]) -> [UInt8] {
     let sorted = entries.sorted(by: <)
     var out = [UInt8](repeating: 0, count: headerSize + sorted.count * recordSize)
@@ -96,7 +116,8 @@ public struct TreeSnapshot: Sendable {
         let offset = headerSize + n * recordSize
         raw.storeBytes(of: e.device.littleEndian, toByteOffset: offset, as: UInt64.self)
         raw.storeBytes(of: e.inode.littleEndian, toByteOffset: offset + 8, as: UInt64.self)
-        raw.storeBytes(of: e.size.littleEndian, toByteOffset: offset + 16, as: Int64.self)
+        let sizeAndFlag = UInt64(e.size) | (e.cached ? cachedBit : 0)
+        raw.storeBytes(of: sizeAndFlag.littleEndian, toByteOffset: offset + 16, as: UInt64.self)
         raw.storeBytes(of: e.mtimeNs.littleEndian, toByteOffset: offset + 24, as: Int64.self)
         withUnsafeBytes(of: e.hash.words) { h in
           UnsafeMutableRawBufferPointer(rebasing: raw[(offset + 32)..<(offset + 64)]).copyMemory(from: h)
@@ -114,7 +135,8 @@ public struct TreeState: Sendable {
   public var fingerprint: ObjectID?
   /// The directory's hash (manifest id) for that fingerprint.
   public var hash: ObjectID?
-  /// True when the manifest and every snapshot entry's object were in the cache when recorded.
+  /// True when every snapshot entry's object was in the cache when recorded (by `add`), and
+  /// nothing has left the cache since.
   public var cached: Bool
 }
 
@@ -172,12 +194,15 @@ public final class StateCache: @unchecked Sendable {
             PRIMARY KEY (device, inode)) WITHOUT ROWID;
           CREATE TABLE trees (
             path TEXT PRIMARY KEY NOT NULL,
-            fingerprint BLOB, hash BLOB, cached INTEGER NOT NULL DEFAULT 0);
+            fingerprint BLOB, hash BLOB, cached INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0);
           CREATE TABLE tree_snapshots (path TEXT PRIMARY KEY NOT NULL, entries BLOB NOT NULL);
           CREATE TABLE tree_entries (
             path TEXT NOT NULL, device INTEGER NOT NULL, inode INTEGER NOT NULL,
-            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash BLOB NOT NULL,
+            size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, hash BLOB NOT NULL, cached INTEGER NOT NULL,
             PRIMARY KEY (path, device, inode)) WITHOUT ROWID;
+          -- Bumped when objects leave the cache (gc, fsck): cached flags of older epochs are void.
+          CREATE TABLE cache_epoch (value INTEGER NOT NULL);
+          INSERT INTO cache_epoch VALUES (0);
           """)
     }
     return migrator
@@ -236,7 +261,10 @@ public final class StateCache: @unchecked Sendable {
       try db.read { db in
         guard
           let row = try Row.fetchOne(
-            db, sql: "SELECT fingerprint, hash, cached FROM trees WHERE path = ?", arguments: [path.value])
+            db,
+            sql: """
+              SELECT fingerprint, hash, cached AND epoch = (SELECT value FROM cache_epoch) FROM trees WHERE path = ?
+              """, arguments: [path.value])
         else { return nil }
         let fingerprint: Data? = row[0]
         let hash: Data? = row[1]
@@ -255,15 +283,20 @@ public final class StateCache: @unchecked Sendable {
         let blob = try Data.fetchOne(
           db, sql: "SELECT entries FROM tree_snapshots WHERE path = ?", arguments: [path.value])
         var snapshot = TreeSnapshot(base: blob.map { [UInt8]($0) } ?? [])
+        snapshot.cachedFlagsValid =
+          try Bool.fetchOne(
+            db, sql: "SELECT epoch = (SELECT value FROM cache_epoch) FROM trees WHERE path = ?", arguments: [path.value]
+          )
+          ?? false
         let rows = try Row.fetchCursor(
-          db, sql: "SELECT device, inode, size, mtime_ns, hash FROM tree_entries WHERE path = ?",
+          db, sql: "SELECT device, inode, size, mtime_ns, hash, cached FROM tree_entries WHERE path = ?",
           arguments: [path.value])
         while let row = try rows.next() {
           let hash: Data = row[4]
           guard hash.count == 32 else { continue }
           let entry = SnapshotEntry(
             device: UInt64(bitPattern: row[0]), inode: UInt64(bitPattern: row[1]), size: row[2], mtimeNs: row[3],
-            hash: ObjectID(bytes: [UInt8](hash)))
+            hash: ObjectID(bytes: [UInt8](hash)), cached: row[5])
           snapshot.delta[entry.inode, default: []].append(entry)
         }
         return snapshot
@@ -272,21 +305,27 @@ public final class StateCache: @unchecked Sendable {
   }
 
   /// Replaces what is remembered of a directory. `entries` are the settled files now; when few of
-  /// them are new to `previous`, only those are written, else the base is rewritten.
+  /// them differ from `previous`, only those are written, else the base is rewritten.
   public func record(
-    tree path: RelativePath, fingerprint: ObjectID?, hash: ObjectID?, cached: Bool, entries: [SnapshotEntry],
+    tree path: RelativePath, fingerprint: ObjectID?, hash: ObjectID?, entries: [SnapshotEntry],
     previous: TreeSnapshot?
   ) throws {
     let fresh = entries.filter { e in
-      previous?.hash(for: FileStat(device: e.device, inode: e.inode, size: e.size, mtimeNs: e.mtimeNs)) != e.hash
+      previous?.entry(for: FileStat(device: e.device, inode: e.inode, size: e.size, mtimeNs: e.mtimeNs)) != e
     }
-    let rewrite = previous == nil || fresh.count + (previous?.delta.count ?? 0) > max(256, entries.count / 8)
+    let rewrite =
+      previous == nil || previous?.cachedFlagsValid == false
+      || fresh.count + (previous?.delta.count ?? 0) > max(256, entries.count / 8)
     let blob = rewrite ? Data(TreeSnapshot.encode(entries)) : nil
+    let allCached = entries.allSatisfy(\.cached)
     try wrap {
       try db.write { db in
         try db.execute(
-          sql: "INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached) VALUES (?, ?, ?, ?)",
-          arguments: [path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, cached])
+          sql: """
+            INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached, epoch)
+            VALUES (?, ?, ?, ?, (SELECT value FROM cache_epoch))
+            """,
+          arguments: [path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, allCached])
         if let blob {
           try db.execute(sql: "DELETE FROM tree_entries WHERE path = ?", arguments: [path.value])
           try db.execute(
@@ -294,13 +333,14 @@ public final class StateCache: @unchecked Sendable {
         } else {
           let statement = try db.makeStatement(
             sql: """
-              INSERT OR REPLACE INTO tree_entries (path, device, inode, size, mtime_ns, hash)
-              VALUES (?, ?, ?, ?, ?, ?)
+              INSERT OR REPLACE INTO tree_entries (path, device, inode, size, mtime_ns, hash, cached)
+              VALUES (?, ?, ?, ?, ?, ?, ?)
               """)
           for e in fresh {
             try statement.execute(arguments: [
               path.value, Int64(bitPattern: e.device), Int64(bitPattern: e.inode), e.size, e.mtimeNs,
               Data(e.hash.bytes),
+              e.cached,
             ])
           }
         }
@@ -308,8 +348,9 @@ public final class StateCache: @unchecked Sendable {
     }
   }
 
-  /// Forgets that objects were cached (after gc or fsck removed objects).
+  /// Forgets that objects were cached (after gc or fsck removed objects): hashes stay valid,
+  /// but the next `add` checks the cache for every file again.
   public func forgetCachedFlags() throws {
-    try wrap { try db.write { db in try db.execute(sql: "UPDATE trees SET cached = 0") } }
+    try wrap { try db.write { db in try db.execute(sql: "UPDATE cache_epoch SET value = value + 1") } }
   }
 }

@@ -69,7 +69,4 @@ public final class Workspace: @unchecked Sendable {
   func lockForWriting() throws -> FileLock {
     try FileLock(path: pipelineDirectory + "/lock", timeout: lockTimeout)
   }
-
-  /// Shows a workspace path the way the user addressed it.
-  public func display(_ path: RelativePath) -> String { path.value }
 }

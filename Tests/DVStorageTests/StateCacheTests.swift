@@ -36,10 +36,11 @@ final class StateCacheTests: StorageTestCase {
     let state = try StateCache(path: dir + "/state.db")
     let path = RelativePath(validating: "data/raw")!
     let stats = try (0..<300).map { i in try FileStat.of(try write("f\(i)", "\(i)"))! }
-    let entries = stats.enumerated().map { SnapshotEntry(stat: $1, hash: SHA256Hasher.hash([UInt8($0 % 250)])) }
+    let entries = stats.enumerated().map {
+      SnapshotEntry(stat: $1, hash: SHA256Hasher.hash([UInt8($0 % 250)]), cached: true)
+    }
     try state.record(
-      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), cached: true, entries: entries,
-      previous: nil)
+      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), entries: entries, previous: nil)
     let snapshot = try state.snapshot(path)
     for (stat, entry) in zip(stats, entries) { XCTAssertEqual(snapshot.hash(for: stat), entry.hash) }
     var changed = stats[7]
@@ -50,16 +51,23 @@ final class StateCacheTests: StorageTestCase {
 
     // One changed file is recorded as a delta row; lookups see both.
     var next = entries
-    next[7] = SnapshotEntry(stat: changed, hash: SHA256Hasher.hash([99]))
-    try state.record(
-      tree: path, fingerprint: nil, hash: SHA256Hasher.hash([5]), cached: false, entries: next, previous: snapshot)
+    next[7] = SnapshotEntry(stat: changed, hash: SHA256Hasher.hash([99]), cached: false)
+    try state.record(tree: path, fingerprint: nil, hash: SHA256Hasher.hash([5]), entries: next, previous: snapshot)
     let reread = try state.snapshot(path)
     XCTAssertEqual(reread.delta.count, 1)
-    XCTAssertEqual(reread.hash(for: changed), SHA256Hasher.hash([99]))
-    XCTAssertEqual(reread.hash(for: stats[8]), entries[8].hash)
-    try state.forgetCachedFlags()
+    XCTAssertEqual(reread.entry(for: changed)?.hash, SHA256Hasher.hash([99]))
+    XCTAssertEqual(reread.entry(for: changed)?.cached, false, "status hashed it but did not cache it")
+    XCTAssertEqual(reread.entry(for: stats[8])?.cached, true)
     XCTAssertEqual(try state.tree(path)?.cached, false)
     // Reopening finds the same data (and runs no migration twice).
     XCTAssertEqual(try StateCache(path: dir + "/state.db").snapshot(path).hash(for: changed), SHA256Hasher.hash([99]))
+
+    // After gc or fsck nothing counts as cached any more, but hashes stay known.
+    try state.record(tree: path, fingerprint: nil, hash: SHA256Hasher.hash([4]), entries: entries, previous: nil)
+    XCTAssertEqual(try state.tree(path)?.cached, true)
+    try state.forgetCachedFlags()
+    XCTAssertEqual(try state.tree(path)?.cached, false)
+    XCTAssertEqual(try state.snapshot(path).entry(for: stats[8])?.cached, false)
+    XCTAssertEqual(try state.snapshot(path).hash(for: stats[8]), entries[8].hash)
   }
 }

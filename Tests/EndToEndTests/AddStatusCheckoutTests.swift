@@ -167,3 +167,30 @@ final class NoSCMTests: DVTestCase {
     XCTAssertFalse(exists("data/.gitignore"))
   }
 }
+
+final class StatCacheTests: DVTestCase {
+  /// `status` hashes a changed file without caching it; the next `add` must still cache it.
+  func testAFileSeenByStatusIsStillCachedByAdd() throws {
+    try makeWorkspaceWithData()
+    XCTAssertEqual(try dv("add", "data/raw").code, 0)
+    try write("data/raw/a.csv", "seen by status first\n")
+    XCTAssertTrue(try dv("status").stdout.contains("modified:  a.csv"))
+    XCTAssertEqual(try dv("add", "data/raw").code, 0)
+    try FileSystem.removeTree(root + "/data/raw")
+    XCTAssertEqual(try dv("checkout").code, 0)
+    XCTAssertEqual(read("data/raw/a.csv"), "seen by status first\n")
+  }
+
+  /// After gc removed objects, `add` checks the cache again instead of trusting old flags.
+  func testAddAfterGCRestoresObjectsGCRemoved() throws {
+    try makeWorkspaceWithData()
+    XCTAssertEqual(try dv("add", "data/raw").code, 0)
+    let pointer = read("data/raw.dv")!
+    try FileManager.default.removeItem(atPath: root + "/data/raw.dv")
+    XCTAssertTrue(try dv("gc").stdout.hasPrefix("removed 4 objects"))
+    try write("data/raw.dv", pointer)
+    XCTAssertEqual(try dv("add", "data/raw").code, 0)
+    XCTAssertEqual(cachedObjects().count, 4)
+    XCTAssertEqual(try dv("fsck").code, 0)
+  }
+}

@@ -47,4 +47,17 @@ final class InitTests: DVTestCase {
     XCTAssertEqual(try dv("frobnicate").code, 2)
     XCTAssertEqual(try dv("add").code, 2)
   }
+
+  func testProgressIsDrawnOnATerminalAndNotInAPipe() throws {
+    try makeWorkspaceWithData()
+    let piped = try dv("add", "data/raw", env: ["DV_PROGRESS_DELAY": "0"])
+    XCTAssertEqual(piped.stderr, "")
+    try write("data/raw/d.csv", "id,v\n4,d\n")
+    // `script` gives dv a pseudo-terminal, as an interactive shell would.
+    let command = "\(Self.binary) add data/raw"
+    let terminal = try run("/usr/bin/script", ["-qec", command, "/dev/null"], env: ["DV_PROGRESS_DELAY": "0"])
+    XCTAssertEqual(terminal.code, 0, terminal.stdout)
+    XCTAssertTrue(terminal.stdout.contains("adding"), terminal.stdout)
+    XCTAssertTrue(terminal.stdout.contains("files"), terminal.stdout)
+  }
 }

@@ -17,10 +17,7 @@ ssize_t dv_copy_file_range(int fd_in, int fd_out, size_t len);
 /// open(2) with a mode (open is variadic in C and cannot be called with a mode from Swift).
 int dv_open(const char *path, int flags, unsigned int mode);
 
-/// openat(2) with a mode.
-int dv_openat(int dirfd, const char *path, int flags, unsigned int mode);
-
-/// fcntl(fd, F_SETFD, FD_CLOEXEC)-free helper: posix_fadvise sequential on a descriptor.
+/// posix_fadvise(POSIX_FADV_SEQUENTIAL) on a descriptor: larger readahead for streaming.
 int dv_fadvise_sequential(int fd);
 
 /// The resolution of CLOCK_REALTIME_COARSE in nanoseconds: the granularity of file timestamps.
