@@ -217,32 +217,38 @@ public final class ObjectCache: @unchecked Sendable {
       return Ingested(id: id, size: size, linkType: .reflink, replacedWorkspaceFile: false)
 
     case .hardlink, .symlink:
+      // Hash through a descriptor kept open, so the inode can be made read-only without a
+      // second path lookup; try the link first and look at the cache only when it exists.
+      var fd: Int32 = -1
+      defer { if fd >= 0 { close(fd) } }
       let id: ObjectID
       if let known {
         id = known
         progress?.advance(items: 0, bytes: st.size)
       } else {
-        id = try SHA256Hasher.hashFile(path, buffer: buffer.bytes, progress: progress).0
+        fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+        if fd < 0 { throw SystemError("opening '\(path)'", errno: errno) }
+        id = try SHA256Hasher.hashDescriptor(fd, path: path, buffer: buffer.bytes, progress: progress).0
       }
+      try ensureFanout(id)
       let object = self.path(for: id)
-      if let cached = objectStat(id) {
-        if type == .hardlink, cached.inode == st.inode, cached.device == st.device {
+      if link(path, object) == 0 {
+        let mode = 0o444 | (mode_t(st.mode) & 0o111)
+        if (fd >= 0 ? fchmod(fd, mode) : chmod(object, mode)) != 0 {
+          throw SystemError("making '\(object)' read-only", errno: errno)
+        }
+        // The workspace file itself became the cache object: nothing to relink.
+        if type == .hardlink {
           return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
         }
-      } else {
-        try ensureFanout(id)
-        if link(path, object) != 0 {
-          if errno == EXDEV || errno == EPERM || errno == EMLINK { return nil }
-          if errno != EEXIST { throw SystemError("linking '\(path)' into the cache", errno: errno) }
-        } else {
-          if chmod(object, 0o444 | (mode_t(st.mode) & 0o111)) != 0 {
-            throw SystemError("making '\(object)' read-only", errno: errno)
-          }
-          // The workspace file itself became the cache object: nothing to relink.
-          if type == .hardlink {
-            return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
-          }
+      } else if errno == EEXIST {
+        if type == .hardlink, let cached = objectStat(id), cached.inode == st.inode, cached.device == st.device {
+          return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
         }
+      } else if errno == EXDEV || errno == EPERM || errno == EMLINK {
+        return nil
+      } else {
+        throw SystemError("linking '\(path)' into the cache", errno: errno)
       }
       // The workspace file becomes a link to the (identical, verified) cache object.
       try replace(path, withLinkTo: object, type: type)
