@@ -51,6 +51,9 @@ public struct TreeSnapshot: Sendable {
   /// False when objects may have been removed since the snapshot was written (gc, fsck): then
   /// no entry counts as cached.
   var cachedFlagsValid = true
+  /// The cache epoch when this snapshot was read; a record made from it carries this epoch, so
+  /// a gc that runs meanwhile (status takes no lock) voids the flags it would write.
+  var epoch: Int64 = 0
 
   init(base: [UInt8]) {
     let valid =
@@ -283,11 +286,10 @@ public final class StateCache: @unchecked Sendable {
         let blob = try Data.fetchOne(
           db, sql: "SELECT entries FROM tree_snapshots WHERE path = ?", arguments: [path.value])
         var snapshot = TreeSnapshot(base: blob.map { [UInt8]($0) } ?? [])
+        snapshot.epoch = try Int64.fetchOne(db, sql: "SELECT value FROM cache_epoch") ?? 0
         snapshot.cachedFlagsValid =
-          try Bool.fetchOne(
-            db, sql: "SELECT epoch = (SELECT value FROM cache_epoch) FROM trees WHERE path = ?", arguments: [path.value]
-          )
-          ?? false
+          try Int64.fetchOne(db, sql: "SELECT epoch FROM trees WHERE path = ?", arguments: [path.value])
+          == snapshot.epoch
         let rows = try Row.fetchCursor(
           db, sql: "SELECT device, inode, size, mtime_ns, hash, cached FROM tree_entries WHERE path = ?",
           arguments: [path.value])
@@ -308,24 +310,23 @@ public final class StateCache: @unchecked Sendable {
   /// them differ from `previous`, only those are written, else the base is rewritten.
   public func record(
     tree path: RelativePath, fingerprint: ObjectID?, hash: ObjectID?, entries: [SnapshotEntry],
-    previous: TreeSnapshot?
+    previous: TreeSnapshot
   ) throws {
     let fresh = entries.filter { e in
-      previous?.entry(for: FileStat(device: e.device, inode: e.inode, size: e.size, mtimeNs: e.mtimeNs)) != e
+      previous.entry(for: FileStat(device: e.device, inode: e.inode, size: e.size, mtimeNs: e.mtimeNs)) != e
     }
     let rewrite =
-      previous == nil || previous?.cachedFlagsValid == false
-      || fresh.count + (previous?.delta.count ?? 0) > max(256, entries.count / 8)
+      previous.baseCount == 0 || !previous.cachedFlagsValid
+      || fresh.count + previous.delta.count > max(256, entries.count / 8)
     let blob = rewrite ? Data(TreeSnapshot.encode(entries)) : nil
     let allCached = entries.allSatisfy(\.cached)
     try wrap {
       try db.write { db in
         try db.execute(
-          sql: """
-            INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached, epoch)
-            VALUES (?, ?, ?, ?, (SELECT value FROM cache_epoch))
-            """,
-          arguments: [path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, allCached])
+          sql: "INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached, epoch) VALUES (?, ?, ?, ?, ?)",
+          arguments: [
+            path.value, fingerprint.map { Data($0.bytes) }, hash.map { Data($0.bytes) }, allCached, previous.epoch,
+          ])
         if let blob {
           try db.execute(sql: "DELETE FROM tree_entries WHERE path = ?", arguments: [path.value])
           try db.execute(

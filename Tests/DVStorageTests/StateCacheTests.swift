@@ -40,7 +40,8 @@ final class StateCacheTests: StorageTestCase {
       SnapshotEntry(stat: $1, hash: SHA256Hasher.hash([UInt8($0 % 250)]), cached: true)
     }
     try state.record(
-      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), entries: entries, previous: nil)
+      tree: path, fingerprint: SHA256Hasher.hash([3]), hash: SHA256Hasher.hash([4]), entries: entries,
+      previous: try state.snapshot(path))
     let snapshot = try state.snapshot(path)
     for (stat, entry) in zip(stats, entries) { XCTAssertEqual(snapshot.hash(for: stat), entry.hash) }
     var changed = stats[7]
@@ -63,11 +64,19 @@ final class StateCacheTests: StorageTestCase {
     XCTAssertEqual(try StateCache(path: dir + "/state.db").snapshot(path).hash(for: changed), SHA256Hasher.hash([99]))
 
     // After gc or fsck nothing counts as cached any more, but hashes stay known.
-    try state.record(tree: path, fingerprint: nil, hash: SHA256Hasher.hash([4]), entries: entries, previous: nil)
+    try state.record(
+      tree: path, fingerprint: nil, hash: SHA256Hasher.hash([4]), entries: entries, previous: try state.snapshot(path))
     XCTAssertEqual(try state.tree(path)?.cached, true)
     try state.forgetCachedFlags()
     XCTAssertEqual(try state.tree(path)?.cached, false)
     XCTAssertEqual(try state.snapshot(path).entry(for: stats[8])?.cached, false)
     XCTAssertEqual(try state.snapshot(path).hash(for: stats[8]), entries[8].hash)
+
+    // A record made from a snapshot read before a gc carries the old epoch: its flags are void.
+    let beforeGC = try state.snapshot(path)
+    try state.forgetCachedFlags()
+    try state.record(tree: path, fingerprint: nil, hash: SHA256Hasher.hash([4]), entries: entries, previous: beforeGC)
+    XCTAssertEqual(try state.tree(path)?.cached, false)
+    XCTAssertEqual(try state.snapshot(path).entry(for: stats[8])?.cached, false)
   }
 }
