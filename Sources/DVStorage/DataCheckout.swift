@@ -15,8 +15,12 @@ public struct CheckoutPlan: Sendable {
   public var unsafe: [RelativePath] = []
   /// Files whose objects are missing from the cache (they are left as they are).
   public var missing: [(path: RelativePath, id: ObjectID)] = []
+  /// True when a tracked directory with no files is missing and must be created.
+  public var createsEmptyDirectory = false
   /// True when the workspace already matches.
-  public var isUpToDate: Bool { writes.isEmpty && deletes.isEmpty && unsafe.isEmpty && missing.isEmpty }
+  public var isUpToDate: Bool {
+    writes.isEmpty && deletes.isEmpty && unsafe.isEmpty && missing.isEmpty && !createsEmptyDirectory
+  }
 }
 
 /// Places cached data in the workspace, refusing to destroy anything the cache does not hold.
@@ -56,6 +60,7 @@ public struct DataCheckout: Sendable {
         return plan
       }
       let manifest = try cache.manifest(hash)
+      if manifest.entries.isEmpty && existing?.kind != .directory { plan.createsEmptyDirectory = true }
       var current: [String: TreeEntry] = [:]
       if let existing {
         if existing.kind != .directory {
@@ -115,6 +120,7 @@ public struct DataCheckout: Sendable {
       FileSystem.removeEmptyDirectories(
         from: path.parent.absolute(under: root), upTo: plan.path.parent.absolute(under: root))
     }
+    if plan.createsEmptyDirectory { try FileSystem.createDirectory(plan.path.absolute(under: root)) }
     var parents = Set<RelativePath>()
     for w in plan.writes { parents.insert(w.path.parent) }
     for dir in parents.sorted() {

@@ -233,6 +233,14 @@ public final class ObjectCache: @unchecked Sendable {
       try ensureFanout(id)
       let object = self.path(for: id)
       if link(path, object) == 0 {
+        // The object is the workspace inode itself: if it changed since it was hashed, the
+        // name would lie. Check, and take the link back.
+        guard let linked = try FileStat.of(object), linked.size == st.size, linked.mtimeNs == st.mtimeNs,
+          linked.inode == st.inode
+        else {
+          unlink(object)
+          throw StorageError.changedWhileAdding(path)
+        }
         let mode = 0o444 | (mode_t(st.mode) & 0o111)
         if (fd >= 0 ? fchmod(fd, mode) : chmod(object, mode)) != 0 {
           throw SystemError("making '\(object)' read-only", errno: errno)

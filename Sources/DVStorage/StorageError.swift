@@ -16,6 +16,8 @@ public enum StorageError: DVError {
   case unsupportedSymlink(String)
   /// Something other than a regular file, directory or link (a socket, a device).
   case unsupportedFileType(String)
+  /// A file changed while it was being added.
+  case changedWhileAdding(String)
   /// The stat cache database failed.
   case stateDatabase(String)
 
@@ -44,6 +46,8 @@ public enum StorageError: DVError {
     case .unsupportedFileType(let path):
       return
         "'\(path)' is not a regular file or directory (a socket, pipe or device); remove it or list it in .dvignore"
+    case .changedWhileAdding(let path):
+      return "'\(path)' changed while it was being added; run `dv add` again once nothing writes to it"
     case .stateDatabase(let message):
       return "the stat cache .pipeline/state.db failed: \(message); delete it, dv rebuilds it"
     }

@@ -43,7 +43,9 @@ extension Workspace {
     let unsafe = plans.flatMap(\.unsafe)
     if !unsafe.isEmpty && !force { throw WorkspaceError.wouldLoseData(unsafe.map(\.value)) }
     var changed: [CheckedOutData] = []
-    for plan in plans where !plan.writes.isEmpty || !plan.deletes.isEmpty || (force && !plan.unsafe.isEmpty) {
+    for plan in plans
+    where !plan.writes.isEmpty || !plan.deletes.isEmpty || plan.createsEmptyDirectory || (force && !plan.unsafe.isEmpty)
+    {
       try FailPoint.hit("checkout:before-apply")
       let written = try checkout.apply(plan, types: config.cacheTypes, force: force)
       changed.append(CheckedOutData(path: plan.path, written: written, deleted: plan.deletes.count))

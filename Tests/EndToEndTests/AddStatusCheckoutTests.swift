@@ -159,6 +159,18 @@ final class AddStatusCheckoutTests: DVTestCase {
 }
 
 final class NoSCMTests: DVTestCase {
+  func testAnEmptyDirectoryComesBackToo() throws {
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    try FileSystem.createDirectory(root + "/data/empty")
+    XCTAssertEqual(try dv("add", "data/empty").code, 0)
+    XCTAssertTrue(read("data/empty.dv")!.contains("files: 0"))
+    try FileSystem.removeTree(root + "/data/empty")
+    XCTAssertTrue(try dv("status").stdout.contains("data/empty: deleted"))
+    XCTAssertEqual(try dv("checkout").code, 0)
+    XCTAssertTrue(FileSystem.isDirectory(root + "/data/empty"))
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+  }
+
   func testNoGitHintsWithoutGit() throws {
     try makeWorkspaceWithData()
     let add = try dv("add", "data/raw")
