@@ -62,6 +62,17 @@ public final class ObjectCache: @unchecked Sendable {
     try? FileStat.of(path(for: id))
   }
 
+  /// Creates the 256 fan-out directories up front (at `dv init`), so the first `add` spends no
+  /// time allocating directories while it links or writes objects.
+  public func prepare() throws {
+    for byte in 0...255 {
+      let name = String(byte, radix: 16)
+      try FileSystem.createDirectory(objects + "/" + (byte < 16 ? "0" + name : name))
+    }
+    try FileSystem.createDirectory(tmp)
+    createdFanout.withLock { $0 = Set(0...255) }
+  }
+
   private func ensureFanout(_ id: ObjectID) throws {
     let first = id.bytes[0]
     if createdFanout.withLock({ $0.contains(first) }) { return }

@@ -1,4 +1,5 @@
 import DVBasics
+import DVStorage
 import Foundation
 
 /// What `dv init` created.
@@ -30,8 +31,7 @@ extension Workspace {
     let pipeline = root + "/.pipeline"
     if FileSystem.exists(pipeline) { throw WorkspaceError.alreadyInitialized(root) }
     if !noSCM && !isInsideGitRepository(root) { throw WorkspaceError.notAGitRepository(root) }
-    try FileSystem.createDirectory(pipeline + "/tmp")
-    try FileSystem.createDirectory(pipeline + "/cache")
+    try ObjectCache(root: pipeline + "/cache", tmp: pipeline + "/tmp").prepare()
     try FileSystem.writeAtomically(WorkspaceConfig.initialText(noSCM: noSCM), to: pipeline + "/config.yaml")
     try FileSystem.writeAtomically(pipelineGitignore, to: pipeline + "/.gitignore")
     var created = [".pipeline/config.yaml", ".pipeline/.gitignore"]
