@@ -55,3 +55,5 @@ int dv_link_tmpfile(int fd, const char *path) {
 int dv_open_tmpfile(const char *dir, unsigned int mode) {
   return open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)mode);
 }
+
+int dv_start_writeback(int fd) { return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }

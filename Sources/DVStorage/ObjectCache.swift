@@ -340,6 +340,9 @@ public final class ObjectCache: @unchecked Sendable {
       throw error
     }
     let id = hasher.finalize()
+    // Large objects start their way to disk now, overlapping the rest of the add; the one
+    // syncfs before the pointer is written then waits for little.
+    _ = dv_start_writeback(pending.fd)
     try commit(pending, as: id)
     return (id, total)
   }

@@ -41,4 +41,8 @@ int dv_link_tmpfile(int fd, const char *path);
 
 /// Opens an unnamed temporary file in directory `dir` (O_TMPFILE); -1 with errno when unsupported.
 int dv_open_tmpfile(const char *dir, unsigned int mode);
+/// sync_file_range(SYNC_FILE_RANGE_WRITE): starts writing a file's dirty pages to disk without
+/// waiting, so a later syncfs has less left to wait for.
+int dv_start_writeback(int fd);
+
 #endif
