@@ -33,10 +33,15 @@ let package = Package(
       name: "DVStorage",
       dependencies: ["DVBasics", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")],
       swiftSettings: staticRuntime),
+    // stages.yaml: model, loader with file:line:column errors, templating, the stage graph.
+    .target(
+      name: "DVPipeline",
+      dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")],
+      swiftSettings: staticRuntime),
     // The façade: one type per workspace operation, config, pointer files, the writer lock.
     .target(
       name: "DVWorkspace",
-      dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")],
+      dependencies: ["DVBasics", "DVStorage", "DVPipeline", .product(name: "Yams", package: "Yams")],
       swiftSettings: staticRuntime),
     // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
     .target(
@@ -51,6 +56,7 @@ let package = Package(
 
     .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
     .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
+    .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline"]),
     .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
   ],

@@ -1,4 +1,5 @@
 import DVBasics
+import DVPipeline
 import DVStorage
 import Foundation
 

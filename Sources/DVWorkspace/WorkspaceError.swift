@@ -8,10 +8,6 @@ public enum WorkspaceError: DVError {
   case alreadyInitialized(String)
   /// `dv init` outside a git repository without `--no-scm`.
   case notAGitRepository(String)
-  /// A YAML file is malformed or has a wrong key or value.
-  case invalidFile(SourceLocation, String)
-  /// A persisted file has a `version` this dv does not know.
-  case unsupportedVersion(SourceLocation, found: String, supported: Int)
   /// The path lies inside a directory that is already tracked.
   case insideTrackedDirectory(String, trackedBy: String)
   /// The directory contains data tracked by another pointer.
@@ -49,10 +45,6 @@ public enum WorkspaceError: DVError {
     case .notAGitRepository(let dir):
       return
         "'\(dir)' is not inside a git repository; run `git init` first, or `dv init --no-scm` to use dv without git"
-    case .invalidFile(let location, let message):
-      return "\(location): \(message)"
-    case .unsupportedVersion(let location, let found, let supported):
-      return "\(location): unsupported version \(found) (this dv reads version \(supported)); upgrade dv"
     case .insideTrackedDirectory(let path, let pointer):
       return "'\(path)' is inside a directory tracked by '\(pointer)'; add the whole directory again instead"
     case .containsTrackedData(let path, let pointer):
