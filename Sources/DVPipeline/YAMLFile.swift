@@ -80,7 +80,9 @@ package struct YAMLFile {
   }
 
   /// A mapping's entries in file order, rejecting unknown keys with their location.
-  package func mapping(_ node: Node, allowed: Set<String>, what: String) throws -> [(key: String, keyNode: Node, value: Node)] {
+  package func mapping(_ node: Node, allowed: Set<String>, what: String) throws -> [(
+    key: String, keyNode: Node, value: Node
+  )] {
     guard let map = node.mapping else { throw error(node, "expected a mapping for \(what)") }
     var result: [(String, Node, Node)] = []
     for (keyNode, value) in map {

@@ -1,0 +1,31 @@
+import DVBasics
+import XCTest
+
+final class DAGTests: DVTestCase {
+  func testDagPrintsTheGraphAndRejectsACycle() throws {
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    try write("raw.csv", "x\n")
+    try write(
+      "stages.yaml",
+      """
+      stages:
+        prepare: {cmd: cp raw.csv prepared.csv, deps: [raw.csv], outs: [prepared.csv]}
+        train: {cmd: cp prepared.csv model.bin, deps: [prepared.csv], outs: [model.bin]}
+      """)
+    let ascii = try dv("dag")
+    XCTAssertEqual(ascii.code, 0, ascii.stderr)
+    XCTAssertEqual(ascii.stdout, "prepare\ntrain    <- prepare\n")
+    XCTAssertTrue(try dv("dag", "--dot").stdout.contains(#""prepare" -> "train";"#))
+    XCTAssertTrue(try dv("dag", "--mermaid").stdout.hasPrefix("flowchart TD\n"))
+    XCTAssertEqual(try dv("dag", "--dot", "--mermaid").code, 2)
+
+    try write(
+      "stages.yaml",
+      """
+      stages:
+        a: {cmd: x, deps: [b.txt], outs: [a.txt]}
+        b: {cmd: y, deps: [a.txt], outs: [b.txt]}
+      """)
+    assertFails(try dv("dag"), code: 2, "stages.yaml:2:3: the stages form a cycle: a -> b -> a")
+  }
+}
