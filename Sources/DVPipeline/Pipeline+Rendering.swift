@@ -9,8 +9,10 @@ extension Pipeline {
     for i in order {
       let name = stages[i].name
       let inputs = predecessors[i].map { stages[$0].name }
-      out += inputs.isEmpty
-        ? name + "\n" : name + String(repeating: " ", count: width - name.count + 2) + "<- " + inputs.joined(separator: ", ") + "\n"
+      out +=
+        inputs.isEmpty
+        ? name + "\n"
+        : name + String(repeating: " ", count: width - name.count + 2) + "<- " + inputs.joined(separator: ", ") + "\n"
     }
     return out
   }
@@ -19,7 +21,9 @@ extension Pipeline {
   public func dot() -> String {
     var out = "strict digraph {\n"
     for i in order { out += "  \(quoted(stages[i].name));\n" }
-    for i in order { for j in graph.successors[i] { out += "  \(quoted(stages[i].name)) -> \(quoted(stages[j].name));\n" } }
+    for i in order {
+      for j in graph.successors[i] { out += "  \(quoted(stages[i].name)) -> \(quoted(stages[j].name));\n" }
+    }
     return out + "}\n"
   }
 

@@ -7,7 +7,8 @@ extension PipelineLoader {
     var names: [String: Stage] = [:]
     for stage in stages {
       if let other = names[stage.name] {
-        throw FileFormatError.invalid(stage.location, "stage '\(stage.name)' is defined twice (also at \(other.location))")
+        throw FileFormatError.invalid(
+          stage.location, "stage '\(stage.name)' is defined twice (also at \(other.location))")
       }
       names[stage.name] = stage
     }
@@ -18,7 +19,10 @@ extension PipelineLoader {
     outputs.sort { $0.path < $1.path }
     for (a, b) in zip(outputs, outputs.dropFirst()) {
       if a.path == b.path {
-        let who = a.stage == b.stage ? "twice by stage '\(stages[a.stage].name)'" : "by both '\(stages[a.stage].name)' and '\(stages[b.stage].name)'"
+        let who =
+          a.stage == b.stage
+          ? "twice by stage '\(stages[a.stage].name)'"
+          : "by both '\(stages[a.stage].name)' and '\(stages[b.stage].name)'"
         throw FileFormatError.invalid(b.location, "output '\(b.path)' is declared \(who); each output has one producer")
       }
     }
@@ -67,7 +71,9 @@ extension PipelineLoader {
     for stage in stages {
       for param in stage.params {
         if files[param.file] == nil {
-          guard let values = try loadParams(param.file.value, required: false, at: nil, in: try YAMLFile(text: "", name: Self.fileName))
+          guard
+            let values = try loadParams(
+              param.file.value, required: false, at: nil, in: try YAMLFile(text: "", name: Self.fileName))
           else {
             throw FileFormatError.invalid(
               param.location, "params file '\(param.file)' of stage '\(stage.name)' does not exist; create it")

@@ -54,7 +54,9 @@ public struct PipelineLoader {
     }
     var stages: [Stage] = []
     if let stagesNode = top.first(where: { $0.key == "stages" })?.value {
-      guard let map = stagesNode.mapping else { throw file.error(stagesNode, "'stages' must be a mapping of stage names") }
+      guard let map = stagesNode.mapping else {
+        throw file.error(stagesNode, "'stages' must be a mapping of stage names")
+      }
       for (nameNode, definition) in map {
         guard let name = nameNode.scalar?.string, Self.isValidName(name) else {
           throw file.error(nameNode, "stage names use letters, digits, '_', '-' and '.'")
@@ -66,7 +68,8 @@ public struct PipelineLoader {
   }
 
   static func isValidName(_ name: String) -> Bool {
-    !name.isEmpty && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0) }
+    !name.isEmpty
+      && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0) }
   }
 
   // MARK: - Params and variables
@@ -118,13 +121,15 @@ public struct PipelineLoader {
           let suffix: String
           if case .scalar(let s) = value { suffix = s } else { suffix = String(i) }
           result.append(
-            try stage(name: "\(name)@\(suffix)", nameNode: nameNode, template: body, context: context,
+            try stage(
+              name: "\(name)@\(suffix)", nameNode: nameNode, template: body, context: context,
               locals: ["item": value], file: file))
         }
       case .map(let pairs):
         for (key, value) in pairs {
           result.append(
-            try stage(name: "\(name)@\(key)", nameNode: nameNode, template: body, context: context,
+            try stage(
+              name: "\(name)@\(key)", nameNode: nameNode, template: body, context: context,
               locals: ["item": value, "key": .scalar(key)], file: file))
         }
       default:
@@ -167,12 +172,16 @@ public struct PipelineLoader {
       .filter { !skipping.contains($0.key) }
     let templating = Templating(file: file, context: context, locals: locals)
     func text(_ node: Node, _ key: String) throws -> String {
-      guard case .scalar(let s) = try templating.value(node) else { throw file.error(node, "'\(key)' must be a string") }
+      guard case .scalar(let s) = try templating.value(node) else {
+        throw file.error(node, "'\(key)' must be a string")
+      }
       return s
     }
     func flag(_ node: Node, _ key: String) throws -> Bool {
       let value = try text(node, key).lowercased()
-      guard ["true", "false", "yes", "no"].contains(value) else { throw file.error(node, "'\(key)' must be true or false") }
+      guard ["true", "false", "yes", "no"].contains(value) else {
+        throw file.error(node, "'\(key)' must be true or false")
+      }
       return value == "true" || value == "yes"
     }
     var wdir = RelativePath.root
@@ -201,7 +210,8 @@ public struct PipelineLoader {
         for item in try list(node, "deps", file) {
           stage.deps.append(
             StageDependency(
-              path: try resolve(try text(item, "deps"), under: wdir, node: item, file: file), location: file.location(item)))
+              path: try resolve(try text(item, "deps"), under: wdir, node: item, file: file),
+              location: file.location(item)))
         }
       case "params": stage.params += try parameters(node, templating: templating, file: file)
       case "outs", "metrics", "plots":
@@ -253,7 +263,9 @@ public struct PipelineLoader {
       var options: Node?
       if map.count == 1, let only = map.first, only.key.scalar?.string != "path" {
         // DVC's form: {path: {cache: false}}
-        guard case .scalar(let s) = try templating.value(only.key) else { throw file.error(node, "an output must be a path") }
+        guard case .scalar(let s) = try templating.value(only.key) else {
+          throw file.error(node, "an output must be a path")
+        }
         (pathText, pathNode, options) = (s, only.key, only.value.mapping == nil ? nil : only.value)
       } else {
         guard let p = map["path"], case .scalar(let s) = try templating.value(p) else {
@@ -283,14 +295,17 @@ public struct PipelineLoader {
     for item in try list(node, "params", file) {
       if item.scalar != nil {
         guard case .scalar(let key) = try templating.value(item) else { throw file.error(item, "a param is a key") }
-        result.append(StageParameter(file: RelativePath(validating: Self.defaultParams)!, key: key, location: file.location(item)))
+        result.append(
+          StageParameter(file: RelativePath(validating: Self.defaultParams)!, key: key, location: file.location(item)))
       } else if let map = item.mapping {
         for (fileNode, keys) in map {
           guard let name = fileNode.scalar?.string, let path = RelativePath(validating: name), path != .root else {
             throw file.error(fileNode, "params file names must be relative paths")
           }
           for keyNode in try list(keys, "params", file) {
-            guard case .scalar(let key) = try templating.value(keyNode) else { throw file.error(keyNode, "a param is a key") }
+            guard case .scalar(let key) = try templating.value(keyNode) else {
+              throw file.error(keyNode, "a param is a key")
+            }
             result.append(StageParameter(file: path, key: key, location: file.location(keyNode)))
           }
         }

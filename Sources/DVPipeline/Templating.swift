@@ -1,4 +1,5 @@
 import DVBasics
+import Foundation
 import Yams
 
 /// `${...}` interpolation of YAML values: `${a.b.c}` names a value of params.yaml, `vars`, or the
@@ -78,5 +79,3 @@ struct Templating {
     }
   }
 }
-
-import Foundation

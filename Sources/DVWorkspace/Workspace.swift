@@ -45,9 +45,19 @@ public final class Workspace: @unchecked Sendable {
   public lazy var cache = ObjectCache(root: pipelineDirectory + "/cache", tmp: pipelineDirectory + "/tmp")
 
   /// The stat cache, opened on first use.
+  ///
+  /// The stat cache only saves work: a damaged one (not a database, corrupt) is deleted and
+  /// rebuilt rather than reported, since everything in it can be recomputed.
   func state() throws -> StateCache {
     if let _state { return _state }
-    let opened = try StateCache(path: pipelineDirectory + "/state.db")
+    let path = pipelineDirectory + "/state.db"
+    let opened: StateCache
+    do {
+      opened = try StateCache(path: path)
+    } catch StorageError.stateDatabase {
+      for suffix in ["", "-wal", "-shm"] { try FileSystem.removeFile(path + suffix) }
+      opened = try StateCache(path: path)
+    }
     _state = opened
     return opened
   }

@@ -105,13 +105,15 @@ final class PipelineLoaderTests: XCTestCase {
     XCTAssertEqual(stage.outs.map(\.persist), [true, true])
     XCTAssertTrue(stage.frozen && stage.alwaysChanged)
     XCTAssertEqual(
-      stage.action, .plugin(kind: "validate", with: .map([("input", .scalar("data.csv")), ("schema", .scalar("s.yaml"))])))
+      stage.action,
+      .plugin(kind: "validate", with: .map([("input", .scalar("data.csv")), ("schema", .scalar("s.yaml"))])))
   }
 
   func testEveryRejectedInputNamesItsPlace() {
     XCTAssertTrue(error("stages:\n  a:\n    cmd: [x\n").hasPrefix("stages.yaml:4:1: invalid YAML"))
     XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    dpes: [y]\n").hasPrefix("stages.yaml:4:5: unknown key 'dpes'"))
-    XCTAssertTrue(error("stages:\n  a:\n    desc: d\n").hasPrefix("stages.yaml:2:3: stage 'a' has neither 'cmd' nor 'plugin'"))
+    XCTAssertTrue(
+      error("stages:\n  a:\n    desc: d\n").hasPrefix("stages.yaml:2:3: stage 'a' has neither 'cmd' nor 'plugin'"))
     XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    plugin: y\n").contains("has both"))
     XCTAssertTrue(error("stages:\n  a:\n    cmd: x ${nope}\n").hasPrefix("stages.yaml:3:10: undefined variable 'nope'"))
     XCTAssertTrue(
@@ -121,16 +123,22 @@ final class PipelineLoaderTests: XCTestCase {
       error("stages:\n  a:\n    cmd: x\n    outs: [d]\n  b:\n    cmd: y\n    outs: [d/e]\n")
         .hasPrefix("stages.yaml:7:12: output 'd/e' of stage 'b' is inside output 'd' of stage 'a'"))
     XCTAssertTrue(
-      error("stages:\n  a:\n    cmd: x\n    deps: [b.txt]\n    outs: [a.txt]\n  b:\n    cmd: y\n    deps: [a.txt]\n    outs: [b.txt]\n")
-        .hasPrefix("stages.yaml:2:3: the stages form a cycle: a -> b -> a"))
-    XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    outs: [/etc/x]\n").hasPrefix("stages.yaml:4:12: '/etc/x' is absolute"))
-    XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    outs: [../x]\n").hasPrefix("stages.yaml:4:12: '../x' is absolute or leaves"))
+      error(
+        "stages:\n  a:\n    cmd: x\n    deps: [b.txt]\n    outs: [a.txt]\n  b:\n    cmd: y\n    deps: [a.txt]\n    outs: [b.txt]\n"
+      )
+      .hasPrefix("stages.yaml:2:3: the stages form a cycle: a -> b -> a"))
+    XCTAssertTrue(
+      error("stages:\n  a:\n    cmd: x\n    outs: [/etc/x]\n").hasPrefix("stages.yaml:4:12: '/etc/x' is absolute"))
+    XCTAssertTrue(
+      error("stages:\n  a:\n    cmd: x\n    outs: [../x]\n").hasPrefix("stages.yaml:4:12: '../x' is absolute or leaves")
+    )
     XCTAssertTrue(
       error("stages:\n  a:\n    cmd: x\n    deps: [missing.txt]\n")
         .hasPrefix("stages.yaml:4:12: dependency 'missing.txt' of stage 'a' does not exist"))
     XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    params: [nope]\n").hasPrefix("stages.yaml:4:14: param 'nope'"))
     XCTAssertTrue(error("stage:\n  a: {}\n").hasPrefix("stages.yaml:1:1: unknown key 'stage'"))
-    XCTAssertTrue(error("stages:\n  a:\n    foreach: 3\n    do: {cmd: x}\n").contains("'foreach' must be a list or a mapping"))
+    XCTAssertTrue(
+      error("stages:\n  a:\n    foreach: 3\n    do: {cmd: x}\n").contains("'foreach' must be a list or a mapping"))
   }
 
   func testNoStagesFileIsNoPipeline() throws {

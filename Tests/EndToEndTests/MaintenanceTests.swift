@@ -65,6 +65,17 @@ final class MaintenanceTests: DVTestCase {
     XCTAssertEqual(try dv("fsck").code, 0)
   }
 
+  func testADamagedStatCacheIsRebuilt() throws {
+    try makeWorkspaceWithData()
+    XCTAssertEqual(try dv("add", "data/raw").code, 0)
+    try FileSystem.removeFile(root + "/.pipeline/state.db-wal")
+    try FileSystem.removeFile(root + "/.pipeline/state.db-shm")
+    try write(".pipeline/state.db", "this is not a database")
+    let status = try dv("status")
+    XCTAssertEqual(status.code, 0, status.stderr)
+    XCTAssertEqual(status.stdout, "data and pipelines are up to date\n")
+  }
+
   func testWritersWaitForTheLockAndNameItsHolder() throws {
     try makeWorkspaceWithData()
     let lock = try FileLock(path: root + "/.pipeline/lock", timeout: 1)
