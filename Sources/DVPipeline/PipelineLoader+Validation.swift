@@ -42,16 +42,8 @@ extension PipelineLoader {
     var graph = DirectedGraph(count: stages.count)
     for (b, stage) in stages.enumerated() {
       for dep in stage.deps {
-        var produced = false
         for out in outputs where dep.path.isInside(out.path) || out.path.isInside(dep.path) {
           graph.addEdge(from: out.stage, to: b)
-          produced = true
-        }
-        if !produced && !FileSystem.exists(dep.path.absolute(under: root)) {
-          throw FileFormatError.invalid(
-            dep.location,
-            "dependency '\(dep.path)' of stage '\(stage.name)' does not exist and no stage produces it; create it or fix the path"
-          )
         }
       }
     }
@@ -85,6 +77,26 @@ extension PipelineLoader {
         if current == nil {
           throw FileFormatError.invalid(
             param.location, "param '\(param.key)' of stage '\(stage.name)' is not in \(param.file); add it there")
+        }
+      }
+    }
+  }
+}
+
+extension Pipeline {
+  /// Before stages run: every dependency exists or is produced by a stage. (Not part of loading:
+  /// `status` reports a deleted dependency and `checkout` restores one.)
+  public func checkDependenciesExist(workspaceRoot root: String) throws {
+    for (b, stage) in stages.enumerated() {
+      for dep in stage.deps {
+        let produced = graph.predecessors[b].contains { a in
+          stages[a].outs.contains { dep.path.isInside($0.path) || $0.path.isInside(dep.path) }
+        }
+        if !produced && !FileSystem.exists(dep.path.absolute(under: root)) {
+          throw FileFormatError.invalid(
+            dep.location,
+            "dependency '\(dep.path)' of stage '\(stage.name)' does not exist and no stage produces it; create it or fix the path"
+          )
         }
       }
     }

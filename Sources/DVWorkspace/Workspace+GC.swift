@@ -1,4 +1,5 @@
 import DVBasics
+import DVPipeline
 import DVStorage
 
 /// What `dv gc` removed (or, with `--dry-run`, would remove).
@@ -17,8 +18,10 @@ extension Workspace {
     let lock = try lockForWriting()
     defer { lock.release() }
     var keep = Set<ObjectID>()
-    let lockFile = try LockFileOutputs.load(root: root)
-    keep.formUnion(lockFile.dependencyHashes)
+    for (_, record) in try LockFile.load(workspaceRoot: root).stages {
+      keep.formUnion(record.deps.map(\.hash))
+      keep.formUnion(record.outs.map(\.hash))
+    }
     for item in try trackedData() {
       keep.insert(item.hash)
       if item.kind == .dir, cache.contains(item.hash) {

@@ -1,4 +1,5 @@
 import DVBasics
+import DVPipeline
 import DVStorage
 
 #if canImport(Glibc)
@@ -84,8 +85,16 @@ extension Workspace {
       TrackedData(path: $0.path, kind: $0.kind, hash: $0.hash, source: .pointer($0.location))
     }
     if includeLockFile {
-      let lock = try LockFileOutputs.load(root: root)
-      items += lock.outputs.map { TrackedData(path: $0.path, kind: $0.kind, hash: $0.hash, source: .lockFile) }
+      let lock = try LockFile.load(workspaceRoot: root)
+      if !lock.stages.isEmpty {
+        // Outputs declared `cache: false` (metrics by default) are recorded but never cached.
+        let uncached = Set((try pipeline())?.stages.flatMap { $0.outs.filter { !$0.cache }.map(\.path) } ?? [])
+        for (_, record) in lock.stages {
+          for out in record.outs where !uncached.contains(out.path) {
+            items.append(TrackedData(path: out.path, kind: out.kind, hash: out.hash, source: .lockFile))
+          }
+        }
+      }
     }
     return items
   }

@@ -132,13 +132,19 @@ final class PipelineLoaderTests: XCTestCase {
     XCTAssertTrue(
       error("stages:\n  a:\n    cmd: x\n    outs: [../x]\n").hasPrefix("stages.yaml:4:12: '../x' is absolute or leaves")
     )
-    XCTAssertTrue(
-      error("stages:\n  a:\n    cmd: x\n    deps: [missing.txt]\n")
-        .hasPrefix("stages.yaml:4:12: dependency 'missing.txt' of stage 'a' does not exist"))
     XCTAssertTrue(error("stages:\n  a:\n    cmd: x\n    params: [nope]\n").hasPrefix("stages.yaml:4:14: param 'nope'"))
     XCTAssertTrue(error("stage:\n  a: {}\n").hasPrefix("stages.yaml:1:1: unknown key 'stage'"))
     XCTAssertTrue(
       error("stages:\n  a:\n    foreach: 3\n    do: {cmd: x}\n").contains("'foreach' must be a list or a mapping"))
+  }
+
+  func testMissingDependenciesAreCheckedBeforeRunningNotWhenLoading() throws {
+    let pipeline = try load("stages:\n  a:\n    cmd: x\n    deps: [missing.txt]\n")
+    XCTAssertThrowsError(try pipeline.checkDependenciesExist(workspaceRoot: root)) { error in
+      XCTAssertTrue("\(error)".hasPrefix("stages.yaml:4:12: dependency 'missing.txt' of stage 'a' does not exist"))
+    }
+    try FileSystem.writeAtomically("now it exists", to: root + "/missing.txt")
+    XCTAssertNoThrow(try pipeline.checkDependenciesExist(workspaceRoot: root))
   }
 
   func testNoStagesFileIsNoPipeline() throws {
