@@ -47,7 +47,7 @@ let package = Package(
     .target(
       name: "DVCommands",
       dependencies: [
-        "DVBasics", "DVWorkspace", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "DVBasics", "DVPipeline", "DVWorkspace", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: staticRuntime),
     // The executable: Entrypoint.swift only.
@@ -56,7 +56,7 @@ let package = Package(
 
     .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
     .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
-    .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline"]),
+    .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage"]),
     .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
   ],

@@ -1,9 +1,10 @@
 import ArgumentParser
+import DVPipeline
 import DVWorkspace
 
 struct StatusCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "status", abstract: "Show tracked data that differs from its pointer.")
+    commandName: "status", abstract: "Show tracked data that differs from its pointer, and stages that would run.")
 
   @OptionGroup var global: GlobalOptions
 
@@ -33,6 +34,9 @@ enum StatusRendering {
   static func text(_ report: StatusReport) -> String {
     if report.isClean { return "data and pipelines are up to date\n" }
     var out = ""
+    for stage in report.staleStages {
+      out += "\(stage.name): " + stage.reasons.map(\.description).joined(separator: "; ") + "\n"
+    }
     for change in report.changes {
       out += "\(change.path): \(change.state.rawValue) (\(change.recordedIn))\n"
       for (label, files) in [("modified", change.modified), ("deleted", change.deleted), ("added", change.added)] {
@@ -52,6 +56,7 @@ enum StatusRendering {
     [
       "clean": report.isClean,
       "checked": report.checked,
+      "stages": report.staleStages.map { ["name": $0.name, "reasons": $0.reasons.map(\.description)] },
       "data": report.changes.map { change -> [String: Any] in
         [
           "path": change.path.value, "recorded_in": change.recordedIn, "state": change.state.rawValue,

@@ -36,7 +36,9 @@ public struct LockFile: Sendable, Equatable {
     public var params: [(file: String, values: [(key: String, value: ConfigValue)])]
     public var outs: [Entry]
 
-    public init(cmd: String, deps: [Entry], params: [(file: String, values: [(key: String, value: ConfigValue)])], outs: [Entry]) {
+    public init(
+      cmd: String, deps: [Entry], params: [(file: String, values: [(key: String, value: ConfigValue)])], outs: [Entry]
+    ) {
       self.cmd = cmd
       self.deps = deps
       self.params = params
@@ -71,7 +73,11 @@ public struct LockFile: Sendable, Equatable {
 
   /// Sets a stage's record, keeping the position of an existing one.
   public mutating func set(_ record: StageRecord, for name: String) {
-    if let i = stages.firstIndex(where: { $0.name == name }) { stages[i].record = record } else { stages.append((name, record)) }
+    if let i = stages.firstIndex(where: { $0.name == name }) {
+      stages[i].record = record
+    } else {
+      stages.append((name, record))
+    }
   }
 
   // MARK: - Reading
@@ -89,7 +95,9 @@ public struct LockFile: Sendable, Equatable {
     let top = try file.rootMapping(allowed: ["version", "stages"], what: fileName)
     try file.checkVersion(top, supported: version)
     guard let stagesNode = top.first(where: { $0.key == "stages" })?.value else { return lock }
-    guard let map = stagesNode.mapping else { throw file.error(stagesNode, "'stages' must be a mapping of stage names") }
+    guard let map = stagesNode.mapping else {
+      throw file.error(stagesNode, "'stages' must be a mapping of stage names")
+    }
     for (nameNode, body) in map {
       guard let name = nameNode.scalar?.string else { throw file.error(nameNode, "stage names must be strings") }
       var record = StageRecord(cmd: "", deps: [], params: [], outs: [])
@@ -99,14 +107,19 @@ public struct LockFile: Sendable, Equatable {
         case "deps": record.deps = try entries(entry.value, key: "deps", file: file)
         case "outs": record.outs = try entries(entry.value, key: "outs", file: file)
         case "params":
-          guard let files = entry.value.mapping else { throw file.error(entry.value, "'params' must map files to values") }
+          guard let files = entry.value.mapping else {
+            throw file.error(entry.value, "'params' must map files to values")
+          }
           for (fileNode, values) in files {
             guard let paramsFile = fileNode.scalar?.string, let valueMap = values.mapping else {
               throw file.error(fileNode, "'params' must map files to mappings of values")
             }
             let templating = Templating(file: file, context: .map([]), locals: [:], interpolate: false)
             record.params.append(
-              (paramsFile, try valueMap.map { pair in (pair.key.scalar?.string ?? "", try templating.value(pair.value)) }))
+              (
+                paramsFile,
+                try valueMap.map { pair in (pair.key.scalar?.string ?? "", try templating.value(pair.value)) }
+              ))
           }
         default: break
         }
@@ -172,7 +185,8 @@ enum YAMLText {
     let safe =
       !s.isEmpty
       && s.unicodeScalars.allSatisfy { c in
-        (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A) || (c.value >= 0x61 && c.value <= 0x7A)
+        (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A)
+          || (c.value >= 0x61 && c.value <= 0x7A)
           || "._/-@+=".unicodeScalars.contains(c) || c == " "
       }
       && !s.hasPrefix(" ") && !s.hasSuffix(" ") && !s.hasPrefix("-") && !s.hasPrefix("@")
@@ -186,7 +200,11 @@ enum YAMLText {
       case "\n": out += "\\n"
       case "\t": out += "\\t"
       default:
-        if c.value < 0x20 { out += "\\x" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16) } else { out.unicodeScalars.append(c) }
+        if c.value < 0x20 {
+          out += "\\x" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16)
+        } else {
+          out.unicodeScalars.append(c)
+        }
       }
     }
     return out + "\""

@@ -1,4 +1,5 @@
 import DVBasics
+import DVPipeline
 import DVStorage
 
 /// How tracked data differs from its record.
@@ -31,9 +32,11 @@ public struct StatusReport: Sendable {
   public var changes: [DataStatus]
   /// How many tracked paths were checked.
   public var checked: Int
+  /// Pipeline stages that `dv repro` would run, with the reasons, in dependency order.
+  public var staleStages: [StageState] = []
 
   /// True when nothing needs attention.
-  public var isClean: Bool { changes.isEmpty }
+  public var isClean: Bool { changes.isEmpty && staleStages.isEmpty }
 }
 
 extension Workspace {
@@ -50,7 +53,12 @@ extension Workspace {
     for item in items {
       if let change = try status(of: item, builder: builder) { changes.append(change) }
     }
-    return StatusReport(changes: changes, checked: items.count)
+    var report = StatusReport(changes: changes, checked: items.count)
+    if userPaths.isEmpty, let pipeline = try pipeline() {
+      let checker = StalenessChecker(pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: builder)
+      report.staleStages = try checker.check().filter(\.isStale)
+    }
+    return report
   }
 
   private func status(of item: TrackedData, builder: DataBuilder) throws -> DataStatus? {

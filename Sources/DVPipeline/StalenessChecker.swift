@@ -1,0 +1,158 @@
+import DVBasics
+import DVStorage
+import Foundation
+
+/// Why a stage would run (DESIGN.md §6), in words a user can act on.
+public enum StaleReason: Sendable, Equatable, CustomStringConvertible {
+  /// No record in stages.lock.
+  case neverRun
+  /// The command (after interpolation) or the plugin and its config changed.
+  case changedCommand
+  /// Dependencies: "modified data/raw", "deleted x", "new x", "removed x".
+  case changedDeps([String])
+  /// Params: "prepare.seed 1 -> 2".
+  case changedParams([String])
+  /// Outputs that are gone from the workspace.
+  case missingOuts([String])
+  /// Outputs whose content differs from the record, or that are new in stages.yaml.
+  case changedOuts([String])
+  /// `always_changed: true`.
+  case alwaysChanged
+  /// A stage it depends on would run.
+  case upstream(String)
+
+  public var description: String {
+    switch self {
+    case .neverRun: return "never run"
+    case .changedCommand: return "changed cmd"
+    case .changedDeps(let items): return "changed deps: " + items.joined(separator: ", ")
+    case .changedParams(let items): return "changed params: " + items.joined(separator: ", ")
+    case .missingOuts(let items): return "missing outs: " + items.joined(separator: ", ")
+    case .changedOuts(let items): return "changed outs: " + items.joined(separator: ", ")
+    case .alwaysChanged: return "always changed"
+    case .upstream(let name): return "upstream stage '\(name)' is stale"
+    }
+  }
+}
+
+/// A stage and why it is stale (no reasons: up to date, or frozen).
+public struct StageState: Sendable {
+  public var name: String
+  public var reasons: [StaleReason]
+  public var isStale: Bool { !reasons.isEmpty }
+}
+
+extension Stage {
+  /// What stages.lock records as the stage's identity: the command, or the plugin kind and a
+  /// digest of its configuration.
+  public var fingerprint: String {
+    switch action {
+    case .command(let cmd): return cmd
+    case .plugin(let kind, let with):
+      return "plugin \(kind) " + SHA256Hasher.hash(Array(YAMLText.flow(with).utf8)).description
+    }
+  }
+}
+
+/// Compares stages with stages.lock and the workspace.
+public struct StalenessChecker {
+  let pipeline: Pipeline
+  let lock: LockFile
+  let builder: DataBuilder
+
+  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder) {
+    self.pipeline = pipeline
+    self.lock = lock
+    self.builder = builder
+  }
+
+  /// Every stage in dependency order with its reasons; a stage below a stale one is stale too.
+  public func check() throws -> [StageState] {
+    var params = ParamsReader(root: builder.workspaceRoot)
+    var stale = [Bool](repeating: false, count: pipeline.stages.count)
+    var states: [StageState] = []
+    let predecessors = pipeline.graph.predecessors
+    for i in pipeline.order {
+      let stage = pipeline.stages[i]
+      if stage.frozen {
+        states.append(StageState(name: stage.name, reasons: []))
+        continue
+      }
+      var reasons = try ownReasons(stage, params: &params)
+      for p in predecessors[i] where stale[p] { reasons.append(.upstream(pipeline.stages[p].name)) }
+      stale[i] = !reasons.isEmpty
+      states.append(StageState(name: stage.name, reasons: reasons))
+    }
+    return states
+  }
+
+  private func ownReasons(_ stage: Stage, params: inout ParamsReader) throws -> [StaleReason] {
+    guard let record = lock.record(for: stage.name) else { return [.neverRun] }
+    var reasons: [StaleReason] = []
+    if record.cmd != stage.fingerprint { reasons.append(.changedCommand) }
+
+    var deps: [String] = []
+    for dep in stage.deps {
+      let current = try builder.build(dep.path, mode: .inspect)
+      let recorded = record.deps.first { $0.path == dep.path }
+      switch (current, recorded) {
+      case (nil, _): deps.append("deleted \(dep.path)")
+      case (_?, nil): deps.append("new \(dep.path)")
+      case (let c?, let r?) where c.hash != r.hash: deps.append("modified \(dep.path)")
+      default: break
+      }
+    }
+    for recorded in record.deps where !stage.deps.contains(where: { $0.path == recorded.path }) {
+      deps.append("removed \(recorded.path)")
+    }
+    if !deps.isEmpty { reasons.append(.changedDeps(deps)) }
+
+    var changedParams: [String] = []
+    for param in stage.params {
+      let now = try params.value(of: param.key, in: param.file)
+      let before = record.value(of: param.key, in: param.file.value)
+      if now != before {
+        changedParams.append(
+          "\(param.key) \(before.map(YAMLText.flow) ?? "(none)") -> \(now.map(YAMLText.flow) ?? "(none)")")
+      }
+    }
+    if !changedParams.isEmpty { reasons.append(.changedParams(changedParams)) }
+
+    var missing: [String] = []
+    var changedOuts: [String] = []
+    for out in stage.outs {
+      guard let current = try builder.build(out.path, mode: .inspect) else {
+        missing.append(out.path.value)
+        continue
+      }
+      guard let recorded = record.outs.first(where: { $0.path == out.path }) else {
+        changedOuts.append("new \(out.path)")
+        continue
+      }
+      if current.hash != recorded.hash { changedOuts.append("modified \(out.path)") }
+    }
+    if !missing.isEmpty { reasons.append(.missingOuts(missing)) }
+    if !changedOuts.isEmpty { reasons.append(.changedOuts(changedOuts)) }
+    if stage.alwaysChanged { reasons.append(.alwaysChanged) }
+    return reasons
+  }
+}
+
+/// Current values of params, each file read once.
+struct ParamsReader {
+  let root: String
+  private var files: [RelativePath: ConfigValue] = [:]
+
+  init(root: String) { self.root = root }
+
+  mutating func value(of key: String, in file: RelativePath) throws -> ConfigValue? {
+    if files[file] == nil {
+      let loaded = try PipelineLoader(workspaceRoot: root).loadParams(
+        file.value, required: false, at: nil, in: try YAMLFile(text: "", name: PipelineLoader.fileName))
+      files[file] = loaded ?? .map([])
+    }
+    var current = files[file]
+    for part in key.split(separator: ".") { current = current.flatMap { Templating.child($0, String(part)) } }
+    return current
+  }
+}
