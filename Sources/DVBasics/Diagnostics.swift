@@ -4,12 +4,15 @@ public enum FailureKind: Sendable, Equatable {
   case badInput
   /// A check failed, or an operation could not complete: exit code 1.
   case failed
+  /// Stopped by SIGINT or SIGTERM: exit code 130.
+  case interrupted
 
   /// The process exit code for this kind of failure.
   public var exitCode: Int32 {
     switch self {
     case .badInput: return 2
     case .failed: return 1
+    case .interrupted: return 130
     }
   }
 }

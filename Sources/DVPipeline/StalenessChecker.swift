@@ -86,7 +86,9 @@ public struct StalenessChecker {
     return states
   }
 
-  private func ownReasons(_ stage: Stage, params: inout ParamsReader) throws -> [StaleReason] {
+  /// Why `stage` itself would run, against the lock and workspace as they are now (no upstream
+  /// reasons: `repro` re-checks a stage after its upstream ran, for early cutoff).
+  func ownReasons(_ stage: Stage, params: inout ParamsReader) throws -> [StaleReason] {
     guard let record = lock.record(for: stage.name) else { return [.neverRun] }
     var reasons: [StaleReason] = []
     if record.cmd != stage.fingerprint { reasons.append(.changedCommand) }

@@ -63,7 +63,9 @@ final class StalenessTests: XCTestCase {
     for stage in pipeline.stages {
       func entries(_ paths: [RelativePath]) throws -> [LockFile.Entry] {
         try paths.compactMap { path in
-          try builder.build(path, mode: .inspect).map { LockFile.Entry(path: path, hash: $0.hash, size: $0.size, files: $0.files) }
+          try builder.build(path, mode: .inspect).map {
+            LockFile.Entry(path: path, hash: $0.hash, size: $0.size, files: $0.files)
+          }
         }
       }
       let values = try stage.params.map { ($0.key, try params.value(of: $0.key, in: $0.file)!) }
@@ -102,9 +104,13 @@ final class StalenessTests: XCTestCase {
     now = try reasons(lock)
     XCTAssertEqual(now["prepare"], ["changed deps: modified raw.csv"])
     XCTAssertEqual(now["train"], ["missing outs: model.bin", "upstream stage 'prepare' is stale"])
-    XCTAssertEqual(now["report"], ["changed deps: deleted model.bin", "always changed", "upstream stage 'train' is stale"])
+    XCTAssertEqual(
+      now["report"], ["changed deps: deleted model.bin", "always changed", "upstream stage 'train' is stale"])
 
-    try write("stages.yaml", try String(contentsOfFile: root + "/stages.yaml", encoding: .utf8).replacingOccurrences(of: "cmd: report", with: "cmd: report --all"))
+    try write(
+      "stages.yaml",
+      try String(contentsOfFile: root + "/stages.yaml", encoding: .utf8).replacingOccurrences(
+        of: "cmd: report", with: "cmd: report --all"))
     XCTAssertTrue(try reasons(lock)["report"]!.contains("changed cmd"))
   }
 }

@@ -45,4 +45,19 @@ int dv_open_tmpfile(const char *dir, unsigned int mode);
 /// waiting, so a later syncfs has less left to wait for.
 int dv_start_writeback(int fd);
 
+/// Starts `/bin/sh -c command` in directory `cwd` as the leader of a new process group, with
+/// stdin from /dev/null and stdout/stderr inherited. Returns the pid, or -1 with errno.
+int dv_spawn_shell(const char *command, const char *cwd);
+
+/// While a stage runs: SIGINT, SIGTERM and SIGHUP received by dv are forwarded to the process
+/// group `pgid` (0: none) and remembered; dv keeps running to record what finished.
+void dv_forward_signals_to(int pgid);
+
+/// The signal dv received since the forwarding was installed (0: none).
+int dv_received_signal(void);
+
+/// waitpid for `pid`, retried on EINTR; returns the exit code, 128 + signal number when the
+/// child was killed, or -1 with errno.
+int dv_wait_exit_code(int pid);
+
 #endif

@@ -1,0 +1,60 @@
+import ArgumentParser
+import DVPipeline
+import DVWorkspace
+import Foundation
+
+struct ReproCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "repro", abstract: "Run the stale stages of stages.yaml in dependency order.")
+
+  @OptionGroup var global: GlobalOptions
+
+  @Flag(name: .shortAndLong, help: "Run the selected stages even when nothing changed.")
+  var force = false
+
+  @Flag(name: [.customShort("n"), .long], help: "Print what would run and why; run nothing.")
+  var dryRun = false
+
+  @Flag(name: .shortAndLong, help: "Only the named stages, not the stages they depend on.")
+  var singleItem = false
+
+  @Flag(help: "The named stages and every stage that depends on them.")
+  var downstream = false
+
+  @Flag(help: "After a failure, let stages that do not depend on it run.")
+  var keepGoing = false
+
+  @Argument(help: "Stages to reproduce (default: all).")
+  var targets: [String] = []
+
+  func run() throws {
+    var options = ReproOptions()
+    options.targets = targets
+    options.force = force
+    options.dryRun = dryRun
+    options.singleItem = singleItem
+    options.downstream = downstream
+    options.keepGoing = keepGoing
+    let outcomes = try global.workspace().repro(options, observer: ReproPrinter())
+    if outcomes.isEmpty { print("no stages to run") }
+  }
+}
+
+/// Prints stage progress between the stages' own output (flushed, so the order holds in pipes).
+final class ReproPrinter: ReproObserver {
+  func stageSkipped(_ name: String, frozen: Bool) {
+    say(frozen ? "Stage '\(name)' is frozen, skipping" : "Stage '\(name)' didn't change, skipping")
+  }
+
+  func stageStarting(_ name: String, command: String, reasons: [StaleReason], dryRun: Bool) {
+    let why = reasons.isEmpty ? "forced" : reasons.map(\.description).joined(separator: "; ")
+    say("\(dryRun ? "Would run" : "Running") stage '\(name)' (\(why)):\n> \(command)")
+  }
+
+  func stageFinished(_ name: String) {}
+
+  private func say(_ line: String) {
+    print(line)
+    fflush(stdout)
+  }
+}

@@ -1,0 +1,252 @@
+import CDVSystem
+import DVBasics
+import DVStorage
+
+/// Hears what `repro` does as it does it, so the CLI can print between the stages' own output.
+public protocol ReproObserver: AnyObject {
+  /// A stage is up to date (or frozen) and does not run.
+  func stageSkipped(_ name: String, frozen: Bool)
+  /// A stage is about to run (or, in a dry run, would run) for these reasons.
+  func stageStarting(_ name: String, command: String, reasons: [StaleReason], dryRun: Bool)
+  /// A stage ran and its outputs are recorded.
+  func stageFinished(_ name: String)
+}
+
+/// What `dv repro` should do.
+public struct ReproOptions: Sendable {
+  public var targets: [String] = []
+  public var force = false
+  public var dryRun = false
+  /// Only the targets, not what they depend on.
+  public var singleItem = false
+  /// The targets and everything that depends on them.
+  public var downstream = false
+  /// After a failure, let stages that do not depend on it run.
+  public var keepGoing = false
+  public init() {}
+}
+
+/// How one stage ended.
+public enum StageOutcome: Sendable, Equatable {
+  case ran
+  case skipped
+  case wouldRun
+  case failed(exitCode: Int32)
+  /// Not started because a stage it depends on failed.
+  case blocked
+
+  /// True when stages below must not run.
+  var stopsDownstream: Bool {
+    switch self {
+    case .failed, .blocked: return true
+    default: return false
+    }
+  }
+}
+
+/// Errors of running a pipeline.
+public enum ReproError: DVError {
+  /// A target names no stage.
+  case unknownStage(String)
+  /// A stage's command exited non-zero.
+  case stageFailed([(name: String, exitCode: Int32)])
+  /// A declared output was not created.
+  case missingOutput(stage: String, path: String)
+  /// An output about to be deleted holds content that is not in the cache.
+  case wouldDeleteUncached(stage: String, path: String)
+  /// A plugin stage (plugins come with their own issue).
+  case pluginsUnavailable(String)
+  /// SIGINT/SIGTERM stopped the run.
+  case interrupted(stage: String)
+  /// The command could not be started.
+  case spawnFailed(stage: String, reason: String)
+
+  public var kind: FailureKind {
+    switch self {
+    case .unknownStage, .pluginsUnavailable: return .badInput
+    case .interrupted: return .interrupted
+    default: return .failed
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .unknownStage(let name): return "no stage named '\(name)' in stages.yaml; `dv dag` lists them"
+    case .stageFailed(let failures):
+      return failures.map { "stage '\($0.name)' failed with exit code \($0.exitCode)" }.joined(separator: "; ")
+        + "; finished stages are recorded in stages.lock, rerun `dv repro` after fixing it"
+    case .missingOutput(let stage, let path):
+      return "stage '\(stage)' did not create '\(path)'; make its command write it or remove it from outs"
+    case .wouldDeleteUncached(let stage, let path):
+      return "stage '\(stage)' would delete '\(path)' before running, and its content is not in the cache; "
+        + "`dv add` it or move it away, or rerun with --force to discard it"
+    case .pluginsUnavailable(let name):
+      return "stage '\(name)' uses a plugin, and this dv runs only 'cmd' stages so far"
+    case .interrupted(let stage):
+      return "interrupted while stage '\(stage)' ran; finished stages are recorded, rerun `dv repro` to continue"
+    case .spawnFailed(let stage, let reason): return "could not start stage '\(stage)': \(reason)"
+    }
+  }
+}
+
+/// Runs stale stages in dependency order, recording each in stages.lock as soon as it finishes,
+/// and re-checking every stage against the new hashes (early cutoff).
+public final class PipelineExecutor {
+  let pipeline: Pipeline
+  let builder: DataBuilder
+  let cacheTypes: [LinkType]
+  let observer: ReproObserver
+  var lock: LockFile
+
+  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver) {
+    self.pipeline = pipeline
+    self.lock = lock
+    self.builder = builder
+    self.cacheTypes = cacheTypes
+    self.observer = observer
+  }
+
+  private var root: String { builder.workspaceRoot }
+
+  /// The stages `options` select, in dependency order.
+  func selection(_ options: ReproOptions) throws -> [Int] {
+    guard !options.targets.isEmpty else { return pipeline.order }
+    var chosen = Set<Int>()
+    for target in options.targets {
+      let matches = pipeline.stages.indices.filter {
+        pipeline.stages[$0].name == target || pipeline.stages[$0].name.hasPrefix(target + "@")
+      }
+      if matches.isEmpty { throw ReproError.unknownStage(target) }
+      chosen.formUnion(matches)
+    }
+    if options.downstream { chosen = pipeline.graph.reachable(from: Array(chosen)) }
+    if !options.singleItem {
+      var upstream = DirectedGraph(count: pipeline.stages.count)
+      for (from, tos) in pipeline.graph.successors.enumerated() { for to in tos { upstream.addEdge(from: to, to: from) } }
+      chosen.formUnion(upstream.reachable(from: Array(chosen)))
+    }
+    return pipeline.order.filter { chosen.contains($0) }
+  }
+
+  /// Runs the pipeline; returns each selected stage's outcome, or throws after recording what
+  /// finished when a stage fails or a signal arrives.
+  public func run(_ options: ReproOptions) throws -> [(name: String, outcome: StageOutcome)] {
+    let selected = try selection(options)
+    for i in selected {
+      if case .plugin = pipeline.stages[i].action { throw ReproError.pluginsUnavailable(pipeline.stages[i].name) }
+    }
+    if !options.dryRun { try pipeline.checkDependenciesExist(workspaceRoot: root) }
+    var outcomes: [Int: StageOutcome] = [:]
+    var failures: [(String, Int32)] = []
+    let predecessors = pipeline.graph.predecessors
+    for i in selected {
+      let stage = pipeline.stages[i]
+      if predecessors[i].contains(where: { outcomes[$0]?.stopsDownstream == true }) {
+        outcomes[i] = .blocked
+        continue
+      }
+      if stage.frozen {
+        observer.stageSkipped(stage.name, frozen: true)
+        outcomes[i] = .skipped
+        continue
+      }
+      var params = ParamsReader(root: root)
+      var reasons = try StalenessChecker(pipeline: pipeline, lock: lock, builder: builder).ownReasons(stage, params: &params)
+      if options.dryRun {
+        for p in predecessors[i] where outcomes[p] == .wouldRun { reasons.append(.upstream(pipeline.stages[p].name)) }
+      }
+      if reasons.isEmpty && !options.force {
+        observer.stageSkipped(stage.name, frozen: false)
+        outcomes[i] = .skipped
+        continue
+      }
+      observer.stageStarting(stage.name, command: stage.fingerprint, reasons: reasons, dryRun: options.dryRun)
+      if options.dryRun {
+        outcomes[i] = .wouldRun
+        continue
+      }
+      let code = try execute(stage, force: options.force)
+      if code != 0 {
+        failures.append((stage.name, code))
+        outcomes[i] = .failed(exitCode: code)
+        if !options.keepGoing { break }
+        continue
+      }
+      try record(stage, params: &params)
+      observer.stageFinished(stage.name)
+      outcomes[i] = .ran
+    }
+    if !failures.isEmpty { throw ReproError.stageFailed(failures) }
+    return selected.compactMap { i in outcomes[i].map { (pipeline.stages[i].name, $0) } }
+  }
+
+  // MARK: - One stage
+
+  /// Clears the outputs, runs the command; returns its exit code.
+  private func execute(_ stage: Stage, force: Bool) throws -> Int32 {
+    try removeOutputs(of: stage, force: force)
+    guard case .command(let command) = stage.action else { throw ReproError.pluginsUnavailable(stage.name) }
+    for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
+    let pid = dv_spawn_shell(command, stage.wdir.absolute(under: root))
+    if pid < 0 { throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(errno))) }
+    dv_forward_signals_to(pid)
+    let code = dv_wait_exit_code(pid)
+    dv_forward_signals_to(0)
+    if dv_received_signal() != 0 { throw ReproError.interrupted(stage: stage.name) }
+    return code
+  }
+
+  /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
+  /// nowhere else: what is not in the cache, and is not this stage's own recorded uncached
+  /// output, stops the run (unless `force`).
+  private func removeOutputs(of stage: Stage, force: Bool) throws {
+    let recorded = lock.record(for: stage.name)
+    for out in stage.outs where !out.persist {
+      let absolute = out.path.absolute(under: root)
+      guard FileSystem.exists(absolute) else { continue }
+      if !force, let current = try builder.build(out.path, mode: .inspect, wantManifest: true) {
+        let ownUncached = !out.cache && recorded?.outs.contains { $0.path == out.path && $0.hash == current.hash } == true
+        let cached: Bool
+        if let manifest = current.manifest {
+          cached = builder.cache.contains(current.hash) && manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
+        } else {
+          cached = builder.cache.contains(current.hash)
+        }
+        if !cached && !ownUncached { throw ReproError.wouldDeleteUncached(stage: stage.name, path: out.path.value) }
+      }
+      try FileSystem.removeTree(absolute)
+    }
+  }
+
+  /// Hashes and caches the outputs, hashes the dependencies, and writes the stage's lock entry.
+  private func record(_ stage: Stage, params: inout ParamsReader) throws {
+    var outs: [LockFile.Entry] = []
+    for out in stage.outs {
+      guard let built = try builder.build(out.path, mode: out.cache ? .ingest(cacheTypes) : .inspect) else {
+        throw ReproError.missingOutput(stage: stage.name, path: out.path.value)
+      }
+      outs.append(LockFile.Entry(path: out.path, hash: built.hash, size: built.size, files: built.files))
+    }
+    var deps: [LockFile.Entry] = []
+    for dep in stage.deps {
+      guard let built = try builder.build(dep.path, mode: .inspect) else { continue }
+      deps.append(LockFile.Entry(path: dep.path, hash: built.hash, size: built.size, files: built.files))
+    }
+    var grouped: [(file: String, values: [(key: String, value: ConfigValue)])] = []
+    for param in stage.params {
+      let value = try params.value(of: param.key, in: param.file) ?? .null
+      if let g = grouped.firstIndex(where: { $0.file == param.file.value }) {
+        grouped[g].values.append((param.key, value))
+      } else {
+        grouped.append((param.file.value, [(param.key, value)]))
+      }
+    }
+    try builder.cache.sync()
+    lock.set(LockFile.StageRecord(cmd: stage.fingerprint, deps: deps, params: grouped, outs: outs), for: stage.name)
+    try lock.write(workspaceRoot: root)
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#endif

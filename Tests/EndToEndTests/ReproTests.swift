@@ -1,0 +1,146 @@
+import DVBasics
+import Foundation
+import XCTest
+
+final class ReproTests: DVTestCase {
+  override func setUpWithError() throws {
+    try super.setUpWithError()
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    try write("raw.csv", "b\na\n")
+    try write("params.yaml", "seed: 1\n")
+  }
+
+  func pipeline(_ text: String) throws { try write("stages.yaml", text) }
+
+  let linear = """
+    stages:
+      prepare:
+        cmd: sort raw.csv > prepared.csv && echo seed ${seed} >> prepared.csv
+        deps: [raw.csv]
+        params: [seed]
+        outs: [prepared.csv]
+      count:
+        cmd: mkdir -p out && wc -l < prepared.csv > out/count.txt && echo '{"n":1}' > metrics.json
+        deps: [prepared.csv]
+        outs: [out]
+        metrics: [metrics.json]
+    """
+
+  func testRunSkipStatusParamsAndDryRun() throws {
+    try pipeline(linear)
+    let first = try dv("repro")
+    XCTAssertEqual(first.code, 0, first.stderr)
+    XCTAssertTrue(first.stdout.contains("Running stage 'prepare' (never run):"), first.stdout)
+    XCTAssertEqual(read("out/count.txt")?.trimmingCharacters(in: .whitespacesAndNewlines), "3")
+    XCTAssertTrue((read("stages.lock") ?? "").contains("seed: 1"))
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+
+    let again = try dv("repro")
+    XCTAssertEqual(again.stdout, "Stage 'prepare' didn't change, skipping\nStage 'count' didn't change, skipping\n")
+
+    try write("params.yaml", "seed: 2\n")
+    XCTAssertEqual(
+      try dv("status").stdout,
+      "prepare: changed cmd; changed params: seed 1 -> 2\ncount: upstream stage 'prepare' is stale\n")
+    let lockBefore = read("stages.lock")
+    let dry = try dv("repro", "-n")
+    XCTAssertTrue(dry.stdout.contains("Would run stage 'count' (upstream stage 'prepare' is stale)"), dry.stdout)
+    XCTAssertEqual(read("stages.lock"), lockBefore, "a dry run changes nothing")
+    XCTAssertEqual(try dv("repro").code, 0)
+    XCTAssertTrue((read("prepared.csv") ?? "").contains("seed 2"))
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+
+    // Outputs are cached: checkout brings them back, gc keeps them.
+    try FileSystem.removeTree(root + "/out")
+    XCTAssertTrue(try dv("status").stdout.contains("count: missing outs: out"))
+    XCTAssertEqual(try dv("checkout").code, 0)
+    XCTAssertTrue(try dv("gc").stdout.contains("removed"))
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+  }
+
+  func testEarlyCutoffWhenAnUpstreamOutputComesOutIdentical() throws {
+    try pipeline(linear)
+    XCTAssertEqual(try dv("repro").code, 0)
+    try write("raw.csv", "a\nb\n")  // same lines: the sorted output does not change
+    let run = try dv("repro")
+    XCTAssertTrue(run.stdout.contains("Running stage 'prepare' (changed deps: modified raw.csv)"), run.stdout)
+    XCTAssertTrue(run.stdout.contains("Stage 'count' didn't change, skipping"), run.stdout)
+  }
+
+  func testAFailingStageStopsItsDownstreamButKeepsFinishedWork() throws {
+    try pipeline(
+      """
+      stages:
+        ok: {cmd: cp raw.csv ok.txt, deps: [raw.csv], outs: [ok.txt]}
+        broken: {cmd: exit 3, deps: [raw.csv], outs: [broken.txt]}
+        after: {cmd: cp broken.txt after.txt, deps: [broken.txt], outs: [after.txt]}
+        other: {cmd: cp raw.csv other.txt, deps: [raw.csv], outs: [other.txt]}
+      """)
+    let failed = try dv("repro")
+    assertFails(failed, code: 1, "stage 'broken' failed with exit code 3")
+    XCTAssertTrue((read("stages.lock") ?? "").contains("ok.txt"), "the finished stage is recorded")
+    XCTAssertFalse(exists("other.txt"), "without --keep-going the run stops")
+
+    let going = try dv("repro", "--keep-going")
+    XCTAssertEqual(going.code, 1)
+    XCTAssertTrue(exists("other.txt"))
+    XCTAssertFalse(exists("after.txt"))
+    XCTAssertTrue(going.stdout.contains("Stage 'ok' didn't change, skipping"))
+  }
+
+  func testOutputsAreCheckedAndUncachedContentIsNeverDeleted() throws {
+    try pipeline("stages:\n  make:\n    cmd: echo made > made.txt\n    outs: [made.txt, forgotten.txt]\n")
+    assertFails(try dv("repro"), code: 1, "stage 'make' did not create 'forgotten.txt'")
+
+    try pipeline("stages:\n  make:\n    cmd: echo made > made.txt\n    outs: [made.txt]\n")
+    try write("made.txt", "precious hand-made content")
+    assertFails(try dv("repro"), code: 1, "stage 'make' would delete 'made.txt'")
+    XCTAssertEqual(read("made.txt"), "precious hand-made content")
+    XCTAssertEqual(try dv("repro", "--force").code, 0)
+    XCTAssertEqual(read("made.txt"), "made\n")
+  }
+
+  func testTargetsSelection() throws {
+    try pipeline(linear)
+    assertFails(try dv("repro", "nope"), code: 2, "no stage named 'nope'")
+    let single = try dv("repro", "-s", "prepare")
+    XCTAssertTrue(single.stdout.contains("Running stage 'prepare'"))
+    XCTAssertFalse(single.stdout.contains("count"))
+    XCTAssertTrue(try dv("repro", "count").stdout.contains("Running stage 'count'"))
+  }
+
+  func testInterruptStopsTheStageAndARerunContinues() throws {
+    try pipeline(
+      """
+      stages:
+        quick: {cmd: cp raw.csv quick.txt, deps: [raw.csv], outs: [quick.txt]}
+        slow: {cmd: touch started && sleep 30 && touch slow.txt, deps: [quick.txt], outs: [slow.txt]}
+      """)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Self.binary)
+    process.arguments = ["repro"]
+    process.currentDirectoryURL = URL(fileURLWithPath: root)
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    for _ in 0..<200 where !exists("started") { usleep(50_000) }
+    XCTAssertTrue(exists("started"))
+    let sent = Date()
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    XCTAssertLessThan(Date().timeIntervalSince(sent), 20, "the sleeping stage was stopped")
+    XCTAssertEqual(process.terminationStatus, 130)
+    XCTAssertTrue((read("stages.lock") ?? "").contains("quick.txt"))
+    XCTAssertFalse((read("stages.lock") ?? "").contains("slow.txt"))
+
+    try pipeline(
+      """
+      stages:
+        quick: {cmd: cp raw.csv quick.txt, deps: [raw.csv], outs: [quick.txt]}
+        slow: {cmd: touch slow.txt, deps: [quick.txt], outs: [slow.txt]}
+      """)
+    let rerun = try dv("repro")
+    XCTAssertTrue(rerun.stdout.contains("Stage 'quick' didn't change, skipping"), rerun.stdout)
+    XCTAssertTrue(exists("slow.txt"))
+  }
+}
