@@ -66,11 +66,15 @@ int dv_start_writeback(int fd) { return sync_file_range(fd, 0, 0, SYNC_FILE_RANG
 
 extern char **environ;
 
-int dv_spawn_shell(const char *command, const char *cwd) {
+static int spawn_shell(const char *command, const char *cwd, int out_fd) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (out_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+  }
   posix_spawn_file_actions_addchdir_np(&actions, cwd);
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
@@ -96,26 +100,47 @@ int dv_spawn_shell(const char *command, const char *cwd) {
   return (int)pid;
 }
 
-static volatile sig_atomic_t forward_pgid = 0;
+int dv_spawn_shell(const char *command, const char *cwd) { return spawn_shell(command, cwd, -1); }
+
+int dv_spawn_shell_to(const char *command, const char *cwd, int out_fd) { return spawn_shell(command, cwd, out_fd); }
+
+#define DV_MAX_GROUPS 256
+static volatile sig_atomic_t forward_pgids[DV_MAX_GROUPS];
 static volatile sig_atomic_t received = 0;
 
 static void forward(int sig) {
   received = sig;
-  if (forward_pgid > 0) kill(-forward_pgid, sig == SIGHUP ? SIGTERM : sig);
+  for (int i = 0; i < DV_MAX_GROUPS; i++) {
+    if (forward_pgids[i] > 0) kill(-forward_pgids[i], sig == SIGHUP ? SIGTERM : sig);
+  }
 }
 
-void dv_forward_signals_to(int pgid) {
+static void install(void) {
   static int installed = 0;
-  forward_pgid = pgid;
-  if (!installed) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = forward;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    installed = 1;
+  if (installed) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forward;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  installed = 1;
+}
+
+void dv_forward_signals_add(int pgid) {
+  install();
+  for (int i = 0; i < DV_MAX_GROUPS; i++) {
+    if (forward_pgids[i] == 0) {
+      forward_pgids[i] = pgid;
+      return;
+    }
+  }
+}
+
+void dv_forward_signals_remove(int pgid) {
+  for (int i = 0; i < DV_MAX_GROUPS; i++) {
+    if (forward_pgids[i] == pgid) forward_pgids[i] = 0;
   }
 }
 
@@ -130,3 +155,17 @@ int dv_wait_exit_code(int pid) {
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
+
+int dv_wait_any_exit_code(int *pid) {
+  int status = 0;
+  pid_t p;
+  while ((p = waitpid(-1, &status, 0)) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  *pid = (int)p;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int dv_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -24,8 +24,15 @@ struct ReproCommand: ParsableCommand {
   @Flag(help: "After a failure, let stages that do not depend on it run.")
   var keepGoing = false
 
+  @Option(name: .shortAndLong, help: "Run up to N independent stages at the same time.")
+  var jobs = 1
+
   @Argument(help: "Stages to reproduce (default: all).")
   var targets: [String] = []
+
+  func validate() throws {
+    if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+  }
 
   func run() throws {
     var options = ReproOptions()
@@ -35,13 +42,19 @@ struct ReproCommand: ParsableCommand {
     options.singleItem = singleItem
     options.downstream = downstream
     options.keepGoing = keepGoing
+    options.jobs = jobs
     let outcomes = try global.workspace().repro(options, observer: ReproPrinter())
     if outcomes.isEmpty { print("no stages to run") }
   }
 }
 
-/// Prints stage progress between the stages' own output (flushed, so the order holds in pipes).
-final class ReproPrinter: ReproObserver {
+/// Prints stage progress between the stages' own output (flushed, so the order holds in pipes);
+/// with several jobs, each line of a stage's output is prefixed with `[stage]`.
+final class ReproPrinter: ReproObserver, @unchecked Sendable {
+  private let lock = NSLock()
+
+  func stageOutput(_ name: String, line: String) { say("[\(name)] \(line)") }
+
   func stageSkipped(_ name: String, frozen: Bool) {
     say(frozen ? "Stage '\(name)' is frozen, skipping" : "Stage '\(name)' didn't change, skipping")
   }
@@ -54,6 +67,8 @@ final class ReproPrinter: ReproObserver {
   func stageFinished(_ name: String) {}
 
   private func say(_ line: String) {
+    lock.lock()
+    defer { lock.unlock() }
     print(line)
     fflush(stdout)
   }

@@ -1,9 +1,14 @@
 import CDVSystem
 import DVBasics
 import DVStorage
+import Foundation
 
 /// Hears what `repro` does as it does it, so the CLI can print between the stages' own output.
-public protocol ReproObserver: AnyObject {
+/// With several jobs, `stageOutput` is called from reader threads: implementations lock.
+public protocol ReproObserver: AnyObject, Sendable {
+  /// A line a stage's command wrote, when stages run in parallel (with one job their output goes
+  /// straight to the terminal).
+  func stageOutput(_ name: String, line: String)
   /// A stage is up to date (or frozen) and does not run.
   func stageSkipped(_ name: String, frozen: Bool)
   /// A stage is about to run (or, in a dry run, would run) for these reasons.
@@ -23,6 +28,8 @@ public struct ReproOptions: Sendable {
   public var downstream = false
   /// After a failure, let stages that do not depend on it run.
   public var keepGoing = false
+  /// How many independent stages may run at the same time.
+  public var jobs = 1
   public init() {}
 }
 
@@ -98,7 +105,8 @@ public final class PipelineExecutor {
   let observer: ReproObserver
   var lock: LockFile
 
-  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver) {
+  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver)
+  {
     self.pipeline = pipeline
     self.lock = lock
     self.builder = builder
@@ -122,10 +130,19 @@ public final class PipelineExecutor {
     if options.downstream { chosen = pipeline.graph.reachable(from: Array(chosen)) }
     if !options.singleItem {
       var upstream = DirectedGraph(count: pipeline.stages.count)
-      for (from, tos) in pipeline.graph.successors.enumerated() { for to in tos { upstream.addEdge(from: to, to: from) } }
+      for (from, tos) in pipeline.graph.successors.enumerated() {
+        for to in tos { upstream.addEdge(from: to, to: from) }
+      }
       chosen.formUnion(upstream.reachable(from: Array(chosen)))
     }
     return pipeline.order.filter { chosen.contains($0) }
+  }
+
+  /// A stage whose command is running.
+  private struct Running {
+    var stage: Int
+    /// Signalled when the stage's output has been read to the end (parallel runs only).
+    var done: DispatchSemaphore?
   }
 
   /// Runs the pipeline; returns each selected stage's outcome, or throws after recording what
@@ -136,64 +153,143 @@ public final class PipelineExecutor {
       if case .plugin = pipeline.stages[i].action { throw ReproError.pluginsUnavailable(pipeline.stages[i].name) }
     }
     if !options.dryRun { try pipeline.checkDependenciesExist(workspaceRoot: root) }
+    let inSelection = Set(selected)
+    let predecessors = pipeline.graph.predecessors.map { $0.filter { inSelection.contains($0) } }
+    let jobs = max(1, options.jobs)
     var outcomes: [Int: StageOutcome] = [:]
     var failures: [(String, Int32)] = []
-    let predecessors = pipeline.graph.predecessors
-    for i in selected {
-      let stage = pipeline.stages[i]
-      if predecessors[i].contains(where: { outcomes[$0]?.stopsDownstream == true }) {
-        outcomes[i] = .blocked
+    var pending = selected
+    var running: [Int32: Running] = [:]
+    var stopStarting = false
+    var interruptedStage: String?
+
+    while !pending.isEmpty || !running.isEmpty {
+      // Start every stage whose upstream is settled, up to the job limit, in file order.
+      var k = 0
+      while !stopStarting, running.count < jobs, k < pending.count {
+        let i = pending[k]
+        if predecessors[i].contains(where: { outcomes[$0] == nil }) {
+          k += 1
+          continue
+        }
+        pending.remove(at: k)
+        let stage = pipeline.stages[i]
+        if predecessors[i].contains(where: { outcomes[$0]?.stopsDownstream == true }) {
+          outcomes[i] = .blocked
+          continue
+        }
+        if stage.frozen {
+          observer.stageSkipped(stage.name, frozen: true)
+          outcomes[i] = .skipped
+          continue
+        }
+        // Checked only now, against the hashes its upstream just recorded: early cutoff.
+        var params = ParamsReader(root: root)
+        var reasons = try StalenessChecker(pipeline: pipeline, lock: lock, builder: builder).ownReasons(
+          stage, params: &params)
+        if options.dryRun {
+          for p in predecessors[i] where outcomes[p] == .wouldRun { reasons.append(.upstream(pipeline.stages[p].name)) }
+        }
+        if reasons.isEmpty && !options.force {
+          observer.stageSkipped(stage.name, frozen: false)
+          outcomes[i] = .skipped
+          continue
+        }
+        observer.stageStarting(stage.name, command: stage.fingerprint, reasons: reasons, dryRun: options.dryRun)
+        if options.dryRun {
+          outcomes[i] = .wouldRun
+          continue
+        }
+        let (pid, entry) = try start(i, force: options.force, prefixed: jobs > 1)
+        running[pid] = entry
+      }
+      if running.isEmpty {
+        // Nothing runs and nothing more may start: what is left is blocked or not reached.
+        if stopStarting || pending.isEmpty { break }
         continue
       }
-      if stage.frozen {
-        observer.stageSkipped(stage.name, frozen: true)
-        outcomes[i] = .skipped
+
+      var pid: Int32 = 0
+      let code = dv_wait_any_exit_code(&pid)
+      guard pid > 0, let finished = running.removeValue(forKey: pid) else { continue }
+      dv_forward_signals_remove(pid)
+      finished.done?.wait()
+      let stage = pipeline.stages[finished.stage]
+      if dv_received_signal() != 0 {
+        interruptedStage = interruptedStage ?? stage.name
+        outcomes[finished.stage] = .failed(exitCode: code)
+        stopStarting = true
+        continue
+      }
+      if code != 0 {
+        failures.append((stage.name, code))
+        outcomes[finished.stage] = .failed(exitCode: code)
+        if !options.keepGoing { stopStarting = true }
         continue
       }
       var params = ParamsReader(root: root)
-      var reasons = try StalenessChecker(pipeline: pipeline, lock: lock, builder: builder).ownReasons(stage, params: &params)
-      if options.dryRun {
-        for p in predecessors[i] where outcomes[p] == .wouldRun { reasons.append(.upstream(pipeline.stages[p].name)) }
-      }
-      if reasons.isEmpty && !options.force {
-        observer.stageSkipped(stage.name, frozen: false)
-        outcomes[i] = .skipped
-        continue
-      }
-      observer.stageStarting(stage.name, command: stage.fingerprint, reasons: reasons, dryRun: options.dryRun)
-      if options.dryRun {
-        outcomes[i] = .wouldRun
-        continue
-      }
-      let code = try execute(stage, force: options.force)
-      if code != 0 {
-        failures.append((stage.name, code))
-        outcomes[i] = .failed(exitCode: code)
-        if !options.keepGoing { break }
-        continue
-      }
       try record(stage, params: &params)
       observer.stageFinished(stage.name)
-      outcomes[i] = .ran
+      outcomes[finished.stage] = .ran
     }
+    if let interruptedStage { throw ReproError.interrupted(stage: interruptedStage) }
     if !failures.isEmpty { throw ReproError.stageFailed(failures) }
     return selected.compactMap { i in outcomes[i].map { (pipeline.stages[i].name, $0) } }
   }
 
   // MARK: - One stage
 
-  /// Clears the outputs, runs the command; returns its exit code.
-  private func execute(_ stage: Stage, force: Bool) throws -> Int32 {
+  /// Clears the outputs and starts the command in its own process group; with `prefixed`, its
+  /// output is read line by line and handed to the observer.
+  private func start(_ index: Int, force: Bool, prefixed: Bool) throws -> (Int32, Running) {
+    let stage = pipeline.stages[index]
     try removeOutputs(of: stage, force: force)
     guard case .command(let command) = stage.action else { throw ReproError.pluginsUnavailable(stage.name) }
     for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
-    let pid = dv_spawn_shell(command, stage.wdir.absolute(under: root))
-    if pid < 0 { throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(errno))) }
-    dv_forward_signals_to(pid)
-    let code = dv_wait_exit_code(pid)
-    dv_forward_signals_to(0)
-    if dv_received_signal() != 0 { throw ReproError.interrupted(stage: stage.name) }
-    return code
+    let cwd = stage.wdir.absolute(under: root)
+    guard prefixed else {
+      let pid = dv_spawn_shell(command, cwd)
+      if pid < 0 { throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(errno))) }
+      dv_forward_signals_add(pid)
+      return (pid, Running(stage: index, done: nil))
+    }
+    var fds: [Int32] = [0, 0]
+    if dv_pipe_cloexec(&fds) != 0 { throw SystemError("creating a pipe for stage '\(stage.name)'", errno: errno) }
+    let pid = dv_spawn_shell_to(command, cwd, fds[1])
+    let spawnErrno = errno
+    close(fds[1])
+    if pid < 0 {
+      close(fds[0])
+      throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(spawnErrno)))
+    }
+    dv_forward_signals_add(pid)
+    let done = DispatchSemaphore(value: 0)
+    let observer = self.observer
+    let name = stage.name
+    let readFD = fds[0]
+    Thread.detachNewThread {
+      Self.forwardLines(from: readFD) { observer.stageOutput(name, line: $0) }
+      close(readFD)
+      done.signal()
+    }
+    return (pid, Running(stage: index, done: done))
+  }
+
+  /// Reads until end of file, calling `emit` for every complete line (and a last partial one).
+  private static func forwardLines(from fd: Int32, emit: (String) -> Void) {
+    var pendingBytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+      let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { break }
+      pendingBytes.append(contentsOf: buffer[0..<n])
+      while let newline = pendingBytes.firstIndex(of: 0x0A) {
+        emit(String(decoding: pendingBytes[..<newline], as: UTF8.self))
+        pendingBytes.removeSubrange(...newline)
+      }
+    }
+    if !pendingBytes.isEmpty { emit(String(decoding: pendingBytes, as: UTF8.self)) }
   }
 
   /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
@@ -205,10 +301,12 @@ public final class PipelineExecutor {
       let absolute = out.path.absolute(under: root)
       guard FileSystem.exists(absolute) else { continue }
       if !force, let current = try builder.build(out.path, mode: .inspect, wantManifest: true) {
-        let ownUncached = !out.cache && recorded?.outs.contains { $0.path == out.path && $0.hash == current.hash } == true
+        let ownUncached =
+          !out.cache && recorded?.outs.contains { $0.path == out.path && $0.hash == current.hash } == true
         let cached: Bool
         if let manifest = current.manifest {
-          cached = builder.cache.contains(current.hash) && manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
+          cached =
+            builder.cache.contains(current.hash) && manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
         } else {
           cached = builder.cache.contains(current.hash)
         }

@@ -3,7 +3,8 @@ import DVPipeline
 
 extension Workspace {
   /// Runs the stale stages of stages.yaml (see `PipelineExecutor`), holding the writer lock.
-  public func repro(_ options: ReproOptions, observer: ReproObserver) throws -> [(name: String, outcome: StageOutcome)] {
+  public func repro(_ options: ReproOptions, observer: ReproObserver) throws -> [(name: String, outcome: StageOutcome)]
+  {
     let lock = try lockForWriting()
     defer { lock.release() }
     guard let pipeline = try pipeline() else { return [] }

@@ -143,4 +143,20 @@ final class ReproTests: DVTestCase {
     XCTAssertTrue(rerun.stdout.contains("Stage 'quick' didn't change, skipping"), rerun.stdout)
     XCTAssertTrue(exists("slow.txt"))
   }
+
+  /// Proven with the times the stages write, not with timing assertions.
+  func testJobsRunIndependentStagesAtTheSameTime() throws {
+    let stage = { (name: String) in
+      "  \(name): {cmd: date +%s%N > \(name).start && echo hello from \(name) && sleep 1 && date +%s%N > \(name).end, deps: [raw.csv], outs: [\(name).end]}"
+    }
+    try pipeline("stages:\n" + stage("a") + "\n" + stage("b") + "\n")
+    let run = try dv("repro", "-j", "2")
+    XCTAssertEqual(run.code, 0, run.stderr)
+    XCTAssertTrue(run.stdout.contains("[a] hello from a"), run.stdout)
+    XCTAssertTrue(run.stdout.contains("[b] hello from b"), run.stdout)
+    func time(_ file: String) -> Int { Int(read(file)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0 }
+    XCTAssertLessThan(time("a.start"), time("b.end"))
+    XCTAssertLessThan(time("b.start"), time("a.end"), "the two stages overlapped")
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+  }
 }

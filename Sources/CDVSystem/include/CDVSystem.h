@@ -49,9 +49,22 @@ int dv_start_writeback(int fd);
 /// stdin from /dev/null and stdout/stderr inherited. Returns the pid, or -1 with errno.
 int dv_spawn_shell(const char *command, const char *cwd);
 
-/// While a stage runs: SIGINT, SIGTERM and SIGHUP received by dv are forwarded to the process
-/// group `pgid` (0: none) and remembered; dv keeps running to record what finished.
-void dv_forward_signals_to(int pgid);
+/// Like dv_spawn_shell, with the command's stdout and stderr both written to `out_fd`.
+int dv_spawn_shell_to(const char *command, const char *cwd, int out_fd);
+
+/// pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by other commands.
+int dv_pipe_cloexec(int fds[2]);
+
+/// While stages run: SIGINT, SIGTERM and SIGHUP received by dv are forwarded to every process
+/// group added here and remembered; dv keeps running to record what finished.
+void dv_forward_signals_add(int pgid);
+
+/// Stops forwarding to a process group that ended.
+void dv_forward_signals_remove(int pgid);
+
+/// waitpid for any child, retried on EINTR; stores the pid and returns its exit code as
+/// dv_wait_exit_code does (-1 with errno when there is none).
+int dv_wait_any_exit_code(int *pid);
 
 /// The signal dv received since the forwarding was installed (0: none).
 int dv_received_signal(void);
