@@ -13,7 +13,7 @@ public struct DV: ParsableCommand {
     version: version,
     subcommands: [
       InitCommand.self, AddCommand.self, StatusCommand.self, CheckoutCommand.self, GCCommand.self,
-      FsckCommand.self, ReproCommand.self, DAGCommand.self,
+      FsckCommand.self, ReproCommand.self, DAGCommand.self, StageCommand.self,
     ])
 
   public init() {}

@@ -35,6 +35,11 @@ public struct PipelineLoader {
   /// Loads the pipeline; nil when the workspace has no stages.yaml.
   public func load() throws -> Pipeline? {
     guard let text = try FileSystem.readTextIfPresent(root + "/" + Self.fileName) else { return nil }
+    return try load(text: text)
+  }
+
+  /// Loads the pipeline from the text of a stages.yaml (e.g. one about to be written).
+  public func load(text: String) throws -> Pipeline {
     let file = try YAMLFile(text: text, name: Self.fileName)
     guard file.root != nil else { return Pipeline(stages: [], graph: DirectedGraph(count: 0), order: []) }
     let top = try file.rootMapping(allowed: ["vars", "stages"], what: "stages.yaml")

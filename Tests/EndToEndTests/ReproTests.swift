@@ -159,4 +159,23 @@ final class ReproTests: DVTestCase {
     XCTAssertLessThan(time("b.start"), time("a.end"), "the two stages overlapped")
     XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
   }
+
+  func testStageAddAppendsKeepingCommentsAndValidates() throws {
+    try pipeline(
+      "# my pipeline\nstages:\n  # first\n  upper: {cmd: cp raw.csv upper.csv, deps: [raw.csv], outs: [upper.csv]}\n")
+    let add = try dv(
+      "stage", "add", "-n", "clean", "-d", "upper.csv", "-o", "clean.csv", "--", "sort", "upper.csv", ">", "clean.csv")
+    XCTAssertEqual(add.code, 0, add.stderr)
+    let text = read("stages.yaml") ?? ""
+    XCTAssertTrue(text.hasPrefix("# my pipeline\nstages:\n  # first\n"), text)
+    XCTAssertTrue(
+      text.contains("  clean:\n    cmd: \"sort upper.csv > clean.csv\"\n    deps:\n    - upper.csv\n"), text)
+    assertFails(try dv("stage", "add", "-n", "clean", "--", "true"), code: 2, "stage 'clean' already exists")
+    assertFails(
+      try dv("stage", "add", "-n", "dup", "-o", "clean.csv", "--", "true"), code: 2,
+      "output 'clean.csv' is declared by both 'clean' and 'dup'")
+    XCTAssertFalse((read("stages.yaml") ?? "").contains("dup"), "nothing was written")
+    XCTAssertEqual(try dv("repro").code, 0)
+    XCTAssertEqual(read("clean.csv"), "a\nb\n")
+  }
 }
