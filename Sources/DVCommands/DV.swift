@@ -13,7 +13,8 @@ public struct DV: ParsableCommand {
     version: version,
     subcommands: [
       InitCommand.self, AddCommand.self, StatusCommand.self, CheckoutCommand.self, GCCommand.self,
-      FsckCommand.self, ReproCommand.self, DAGCommand.self, StageCommand.self,
+      FsckCommand.self, ReproCommand.self, DAGCommand.self, StageCommand.self, MetricsCommand.self,
+      ParamsCommand.self,
     ])
 
   public init() {}

@@ -9,7 +9,9 @@ struct StageCommand: ParsableCommand {
 
 struct StageAddCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "add", abstract: "Append a stage to stages.yaml, e.g. `dv stage add -n clean -d data/raw -o data/clean -- python clean.py`.")
+    commandName: "add",
+    abstract:
+      "Append a stage to stages.yaml, e.g. `dv stage add -n clean -d data/raw -o data/clean -- python clean.py`.")
 
   @OptionGroup var global: GlobalOptions
 

@@ -54,7 +54,9 @@ public enum StageFile {
 
   /// The new text of stages.yaml with `stage` appended (or replacing a stage of that name when
   /// `replace`), validated as a whole pipeline before it is returned.
-  public static func appending(_ stage: NewStage, to text: String?, replace: Bool, workspaceRoot: String) throws -> String {
+  public static func appending(_ stage: NewStage, to text: String?, replace: Bool, workspaceRoot: String) throws
+    -> String
+  {
     guard PipelineLoader.isValidName(stage.name) else {
       throw FileFormatError.invalid(
         SourceLocation(file: "-n", line: 1, column: 1), "stage names use letters, digits, '_', '-' and '.'")

@@ -26,6 +26,8 @@ public enum WorkspaceError: DVError {
   case wouldLoseData([String])
   /// Objects needed by a checkout are not in the cache.
   case missingFromCache([String])
+  /// A command compares with git HEAD outside a git repository.
+  case needsGit
   /// Corrupt objects were found (and moved aside) by fsck.
   case corruptObjects(Int)
 
@@ -66,6 +68,8 @@ public enum WorkspaceError: DVError {
     case .missingFromCache(let paths):
       return
         "\(Self.list(paths)) \(paths.count == 1 ? "is" : "are") not in the cache; run `dv pull` (or `dv add` again)"
+    case .needsGit:
+      return "this compares with git HEAD, and the workspace is not in a git repository"
     case .corruptObjects(let count):
       return
         "\(count) corrupt object\(count == 1 ? "" : "s") found and moved aside to .pipeline/cache/corrupt; run `dv pull` or `dv add` to restore them"
