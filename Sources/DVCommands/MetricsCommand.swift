@@ -21,9 +21,10 @@ struct MetricsShow: ParsableCommand {
     let report = try global.workspace().metrics()
     if json {
       try Terminal.printJSON(
-        Dictionary(uniqueKeysWithValues: report.files.map { file in
-          (file.path, Dictionary(file.values.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
-        }))
+        Dictionary(
+          uniqueKeysWithValues: report.files.map { file in
+            (file.path, Dictionary(file.values.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }))
+          }))
       return
     }
     if report.files.isEmpty { print("no metrics in stages.yaml (or none written yet)") }
@@ -47,7 +48,8 @@ struct MetricsDiff: ParsableCommand {
 
 struct ParamsCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "params", abstract: "How the params stages read changed since git HEAD.", subcommands: [ParamsDiff.self])
+    commandName: "params", abstract: "How the params stages read changed since git HEAD.",
+    subcommands: [ParamsDiff.self])
 }
 
 struct ParamsDiff: ParsableCommand {

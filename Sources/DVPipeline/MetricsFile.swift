@@ -6,7 +6,9 @@ public enum MetricsFile {
   /// Leaves of a JSON or YAML document as dotted keys (`train.loss`, `layers.0.size`), in order.
   public static func flatten(text: String, name: String) throws -> [(key: String, value: String)] {
     let value: ConfigValue
-    if let data = text.data(using: .utf8), let json = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) {
+    if let data = text.data(using: .utf8),
+      let json = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    {
       value = convert(json)
     } else {
       let file = try YAMLFile(text: text, name: name)
@@ -53,7 +55,9 @@ public enum MetricsFile {
   }
 
   /// The keys whose values differ (or exist on one side only).
-  public static func diff(path: String, old: [(key: String, value: String)], new: [(key: String, value: String)]) -> [Change] {
+  public static func diff(path: String, old: [(key: String, value: String)], new: [(key: String, value: String)])
+    -> [Change]
+  {
     var changes: [Change] = []
     let oldMap = Dictionary(old.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
     let newMap = Dictionary(new.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })

@@ -35,7 +35,8 @@ extension Workspace {
       }
     }
     return try diffAgainstHEAD(files).filter { change in
-      keys[RelativePath(validating: change.path)!]?.contains { change.key == $0 || change.key.hasPrefix($0 + ".") } ?? false
+      keys[RelativePath(validating: change.path)!]?.contains { change.key == $0 || change.key.hasPrefix($0 + ".") }
+        ?? false
     }
   }
 
@@ -47,9 +48,10 @@ extension Workspace {
     var changes: [MetricsFile.Change] = []
     for path in paths {
       let old = try gitShowHEAD(path).map { try MetricsFile.flatten(text: $0, name: "HEAD:" + path.value) } ?? []
-      let now = try FileSystem.readTextIfPresent(path.absolute(under: root)).map {
-        try MetricsFile.flatten(text: $0, name: path.value)
-      } ?? []
+      let now =
+        try FileSystem.readTextIfPresent(path.absolute(under: root)).map {
+          try MetricsFile.flatten(text: $0, name: path.value)
+        } ?? []
       changes += MetricsFile.diff(path: path.value, old: old, new: now)
     }
     return changes

@@ -178,4 +178,48 @@ final class ReproTests: DVTestCase {
     XCTAssertEqual(try dv("repro").code, 0)
     XCTAssertEqual(read("clean.csv"), "a\nb\n")
   }
+
+  func testDiamondFrozenAlwaysChangedPersistUncachedAndDownstream() throws {
+    try pipeline(
+      """
+      stages:
+        top: {cmd: cp raw.csv top.txt, deps: [raw.csv], outs: [top.txt]}
+        left: {cmd: cp top.txt left.txt, deps: [top.txt], outs: [left.txt]}
+        right: {cmd: cp top.txt right.txt, deps: [top.txt], outs: [right.txt]}
+        join:
+          cmd: cat left.txt right.txt > join.txt && echo run >> log.txt && echo '{"n":2}' > score.json
+          deps: [left.txt, right.txt]
+          outs:
+            - join.txt
+            - log.txt: {persist: true, cache: false}
+          metrics: [score.json]
+        stamp: {cmd: date +%s%N > stamp.txt, outs: [stamp.txt], always_changed: true}
+        pinned: {cmd: echo pinned > pinned.txt, deps: [raw.csv], outs: [pinned.txt], frozen: true}
+      """)
+    let first = try dv("repro")
+    XCTAssertEqual(first.code, 0, first.stderr)
+    XCTAssertTrue(first.stdout.contains("Stage 'pinned' is frozen, skipping"), first.stdout)
+    XCTAssertFalse(exists("pinned.txt"))
+    XCTAssertEqual(read("join.txt"), "b\na\nb\na\n")
+
+    let second = try dv("repro")
+    XCTAssertTrue(second.stdout.contains("Running stage 'stamp' (always changed)"), second.stdout)
+    XCTAssertTrue(second.stdout.contains("Stage 'join' didn't change, skipping"), second.stdout)
+
+    // A persisted output survives a rerun; an uncached one is recorded but never cached.
+    let again = try dv("repro", "-f", "-s", "join")
+    XCTAssertEqual(again.code, 0, again.stderr)
+    XCTAssertEqual(read("log.txt"), "run\nrun\n")
+    XCTAssertFalse(again.stdout.contains("Running stage 'top'"), "-s runs only the named stage")
+    try FileSystem.removeFile(root + "/score.json")
+    try FileSystem.removeFile(root + "/join.txt")
+    XCTAssertEqual(try dv("checkout").code, 0, "an uncached metric is not reported missing from the cache")
+    XCTAssertTrue(exists("join.txt"))
+
+    try write("raw.csv", "c\n")
+    let downstream = try dv("repro", "--downstream", "left", "-n")
+    XCTAssertTrue(downstream.stdout.contains("Would run stage 'top'"), downstream.stdout)
+    XCTAssertTrue(downstream.stdout.contains("Would run stage 'join'"), downstream.stdout)
+    XCTAssertFalse(downstream.stdout.contains("stamp"), downstream.stdout)
+  }
 }
