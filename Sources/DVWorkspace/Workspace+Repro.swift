@@ -11,6 +11,15 @@ extension Workspace {
     let executor = PipelineExecutor(
       pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: try builder(),
       cacheTypes: config.cacheTypes, observer: observer)
+    if !config.noSCM && !options.dryRun {
+      // Cached outputs belong in the cache, not in git, as with `dv add`.
+      for stage in pipeline.stages {
+        for out in stage.outs where out.cache {
+          try FileSystem.createDirectory(out.path.parent.absolute(under: root))
+          _ = try GitIgnoreEntries.add(out.path, root: root)
+        }
+      }
+    }
     return try executor.run(options)
   }
 }
