@@ -61,8 +61,6 @@ public enum ReproError: DVError {
   case missingOutput(stage: String, path: String)
   /// An output about to be deleted holds content that is not in the cache.
   case wouldDeleteUncached(stage: String, path: String)
-  /// A plugin stage (plugins come with their own issue).
-  case pluginsUnavailable(String)
   /// SIGINT/SIGTERM stopped the run.
   case interrupted(stage: String)
   /// The command could not be started.
@@ -70,7 +68,7 @@ public enum ReproError: DVError {
 
   public var kind: FailureKind {
     switch self {
-    case .unknownStage, .pluginsUnavailable: return .badInput
+    case .unknownStage: return .badInput
     case .interrupted: return .interrupted
     default: return .failed
     }
@@ -87,8 +85,6 @@ public enum ReproError: DVError {
     case .wouldDeleteUncached(let stage, let path):
       return "stage '\(stage)' would delete '\(path)' before running, and its content is not in the cache; "
         + "`dv add` it or move it away, or rerun with --force to discard it"
-    case .pluginsUnavailable(let name):
-      return "stage '\(name)' uses a plugin, and this dv runs only 'cmd' stages so far"
     case .interrupted(let stage):
       return "interrupted while stage '\(stage)' ran; finished stages are recorded, rerun `dv repro` to continue"
     case .spawnFailed(let stage, let reason): return "could not start stage '\(stage)': \(reason)"
@@ -103,10 +99,14 @@ public final class PipelineExecutor {
   let builder: DataBuilder
   let cacheTypes: [LinkType]
   let observer: ReproObserver
+  let registry: PluginRegistry
   var lock: LockFile
 
-  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver)
-  {
+  public init(
+    pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver,
+    registry: PluginRegistry = .builtIn
+  ) {
+    self.registry = registry
     self.pipeline = pipeline
     self.lock = lock
     self.builder = builder
@@ -138,19 +138,15 @@ public final class PipelineExecutor {
     return pipeline.order.filter { chosen.contains($0) }
   }
 
-  /// A stage whose command is running.
-  private struct Running {
-    var stage: Int
-    /// Signalled when the stage's output has been read to the end (parallel runs only).
-    var done: DispatchSemaphore?
-  }
-
   /// Runs the pipeline; returns each selected stage's outcome, or throws after recording what
   /// finished when a stage fails or a signal arrives.
   public func run(_ options: ReproOptions) throws -> [(name: String, outcome: StageOutcome)] {
     let selected = try selection(options)
+    var plugins: [Int: (any StagePlugin, PluginConfig)] = [:]
     for i in selected {
-      if case .plugin = pipeline.stages[i].action { throw ReproError.pluginsUnavailable(pipeline.stages[i].name) }
+      let resolved = try registry.resolve(pipeline.stages[i])
+      try resolved.0.validate(config: resolved.1)
+      plugins[i] = resolved
     }
     if !options.dryRun { try pipeline.checkDependenciesExist(workspaceRoot: root) }
     let inSelection = Set(selected)
@@ -159,9 +155,12 @@ public final class PipelineExecutor {
     var outcomes: [Int: StageOutcome] = [:]
     var failures: [(String, Int32)] = []
     var pending = selected
-    var running: [Int32: Running] = [:]
+    var running = Set<Int>()
     var stopStarting = false
     var interruptedStage: String?
+    // Stage runs report here from their tasks; the scheduler (this thread) owns everything else.
+    let completions = Locked<[(Int, Result<Void, Error>)]>([])
+    let completed = DispatchSemaphore(value: 0)
 
     while !pending.isEmpty || !running.isEmpty {
       // Start every stage whose upstream is settled, up to the job limit, in file order.
@@ -200,8 +199,26 @@ public final class PipelineExecutor {
           outcomes[i] = .wouldRun
           continue
         }
-        let (pid, entry) = try start(i, force: options.force, prefixed: jobs > 1)
-        running[pid] = entry
+        try removeOutputs(of: stage, force: options.force)
+        for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
+        let (plugin, config) = plugins[i]!
+        let observer = self.observer
+        let name = stage.name
+        let context = StageContext(
+          stage: stage, config: config, workspaceRoot: root,
+          output: jobs > 1 ? { @Sendable line in observer.stageOutput(name, line: line) } : nil)
+        running.insert(i)
+        Task.detached {
+          let result: Result<Void, Error>
+          do {
+            try await plugin.run(context)
+            result = .success(())
+          } catch {
+            result = .failure(error)
+          }
+          completions.withLock { $0.append((i, result)) }
+          completed.signal()
+        }
       }
       if running.isEmpty {
         // Nothing runs and nothing more may start: what is left is blocked or not reached.
@@ -209,28 +226,37 @@ public final class PipelineExecutor {
         continue
       }
 
-      var pid: Int32 = 0
-      let code = dv_wait_any_exit_code(&pid)
-      guard pid > 0, let finished = running.removeValue(forKey: pid) else { continue }
-      dv_forward_signals_remove(pid)
-      finished.done?.wait()
-      let stage = pipeline.stages[finished.stage]
-      if dv_received_signal() != 0 {
+      completed.wait()
+      guard let (index, result) = completions.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+      running.remove(index)
+      let stage = pipeline.stages[index]
+      switch result {
+      case .success:
+        var params = ParamsReader(root: root)
+        try record(stage, params: &params)
+        observer.stageFinished(stage.name)
+        outcomes[index] = .ran
+      case .failure(StageRunError.interrupted):
         interruptedStage = interruptedStage ?? stage.name
-        outcomes[finished.stage] = .failed(exitCode: code)
+        outcomes[index] = .failed(exitCode: 130)
         stopStarting = true
-        continue
-      }
-      if code != 0 {
-        failures.append((stage.name, code))
-        outcomes[finished.stage] = .failed(exitCode: code)
+      case .failure(StageRunError.exited(let code)):
+        if dv_received_signal() != 0 {
+          interruptedStage = interruptedStage ?? stage.name
+          stopStarting = true
+        } else {
+          failures.append((stage.name, code))
+          if !options.keepGoing { stopStarting = true }
+        }
+        outcomes[index] = .failed(exitCode: code)
+      case .failure(StageRunError.couldNotStart(let reason)):
+        throw ReproError.spawnFailed(stage: stage.name, reason: reason)
+      case .failure(let error):
+        failures.append((stage.name, 1))
+        outcomes[index] = .failed(exitCode: 1)
+        observer.stageOutput(stage.name, line: "error: \(error)")
         if !options.keepGoing { stopStarting = true }
-        continue
       }
-      var params = ParamsReader(root: root)
-      try record(stage, params: &params)
-      observer.stageFinished(stage.name)
-      outcomes[finished.stage] = .ran
     }
     if let interruptedStage { throw ReproError.interrupted(stage: interruptedStage) }
     if !failures.isEmpty { throw ReproError.stageFailed(failures) }
@@ -238,59 +264,6 @@ public final class PipelineExecutor {
   }
 
   // MARK: - One stage
-
-  /// Clears the outputs and starts the command in its own process group; with `prefixed`, its
-  /// output is read line by line and handed to the observer.
-  private func start(_ index: Int, force: Bool, prefixed: Bool) throws -> (Int32, Running) {
-    let stage = pipeline.stages[index]
-    try removeOutputs(of: stage, force: force)
-    guard case .command(let command) = stage.action else { throw ReproError.pluginsUnavailable(stage.name) }
-    for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
-    let cwd = stage.wdir.absolute(under: root)
-    guard prefixed else {
-      let pid = dv_spawn_shell(command, cwd)
-      if pid < 0 { throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(errno))) }
-      dv_forward_signals_add(pid)
-      return (pid, Running(stage: index, done: nil))
-    }
-    var fds: [Int32] = [0, 0]
-    if dv_pipe_cloexec(&fds) != 0 { throw SystemError("creating a pipe for stage '\(stage.name)'", errno: errno) }
-    let pid = dv_spawn_shell_to(command, cwd, fds[1])
-    let spawnErrno = errno
-    close(fds[1])
-    if pid < 0 {
-      close(fds[0])
-      throw ReproError.spawnFailed(stage: stage.name, reason: String(cString: strerror(spawnErrno)))
-    }
-    dv_forward_signals_add(pid)
-    let done = DispatchSemaphore(value: 0)
-    let observer = self.observer
-    let name = stage.name
-    let readFD = fds[0]
-    Thread.detachNewThread {
-      Self.forwardLines(from: readFD) { observer.stageOutput(name, line: $0) }
-      close(readFD)
-      done.signal()
-    }
-    return (pid, Running(stage: index, done: done))
-  }
-
-  /// Reads until end of file, calling `emit` for every complete line (and a last partial one).
-  private static func forwardLines(from fd: Int32, emit: (String) -> Void) {
-    var pendingBytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-      let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-      if n < 0 && errno == EINTR { continue }
-      if n <= 0 { break }
-      pendingBytes.append(contentsOf: buffer[0..<n])
-      while let newline = pendingBytes.firstIndex(of: 0x0A) {
-        emit(String(decoding: pendingBytes[..<newline], as: UTF8.self))
-        pendingBytes.removeSubrange(...newline)
-      }
-    }
-    if !pendingBytes.isEmpty { emit(String(decoding: pendingBytes, as: UTF8.self)) }
-  }
 
   /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
   /// nowhere else: what is not in the cache, and is not this stage's own recorded uncached

@@ -1,8 +1,14 @@
 import DVPipeline
 
 extension Workspace {
-  /// The validated stage graph of `stages.yaml`; nil when the workspace has none.
+  /// The validated stage graph of `stages.yaml`; nil when the workspace has none. Every stage's
+  /// plugin exists and accepts its configuration.
   public func pipeline() throws -> Pipeline? {
-    try PipelineLoader(workspaceRoot: root).load()
+    guard let pipeline = try PipelineLoader(workspaceRoot: root).load() else { return nil }
+    for stage in pipeline.stages {
+      let (plugin, config) = try PluginRegistry.builtIn.resolve(stage)
+      try plugin.validate(config: config)
+    }
+    return pipeline
   }
 }

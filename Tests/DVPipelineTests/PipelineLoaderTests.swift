@@ -151,3 +151,18 @@ final class PipelineLoaderTests: XCTestCase {
     XCTAssertNil(try PipelineLoader(workspaceRoot: root).load())
   }
 }
+
+final class PluginRegistryTests: XCTestCase {
+  func testShellIsBuiltInAndUnknownKindsAreLocated() throws {
+    XCTAssertEqual(PluginRegistry.builtIn.kinds.map(\.kind), ["shell"])
+    let location = SourceLocation(file: "stages.yaml", line: 3, column: 3)
+    XCTAssertThrowsError(try PluginRegistry.builtIn.plugin(kind: "teleport", at: location)) { error in
+      XCTAssertEqual("\(error)", "stages.yaml:3:3: unknown plugin 'teleport' (available: shell)")
+    }
+    let shell = try PluginRegistry.builtIn.plugin(kind: "shell", at: location)
+    XCTAssertNoThrow(
+      try shell.validate(config: PluginConfig(value: .map([("cmd", .scalar("true"))]), location: location)))
+    XCTAssertThrowsError(
+      try shell.validate(config: PluginConfig(value: .map([("command", .scalar("x"))]), location: location)))
+  }
+}

@@ -222,4 +222,15 @@ final class ReproTests: DVTestCase {
     XCTAssertTrue(downstream.stdout.contains("Would run stage 'join'"), downstream.stdout)
     XCTAssertFalse(downstream.stdout.contains("stamp"), downstream.stdout)
   }
+
+  func testPluginStagesGoThroughTheRegistry() throws {
+    try pipeline(
+      "stages:\n  sh:\n    plugin: shell\n    with: {cmd: cp raw.csv sh.txt}\n    deps: [raw.csv]\n    outs: [sh.txt]\n"
+    )
+    XCTAssertEqual(try dv("repro").code, 0)
+    XCTAssertEqual(read("sh.txt"), "b\na\n")
+    try pipeline("stages:\n  x:\n    plugin: teleport\n    outs: [x.txt]\n")
+    assertFails(try dv("repro"), code: 2, "stages.yaml:2:3: unknown plugin 'teleport' (available: shell)")
+    assertFails(try dv("status"), code: 2, "unknown plugin 'teleport'")
+  }
 }
