@@ -94,7 +94,8 @@ public struct ShellPlugin: StagePlugin {
   }
 
   public func run(_ context: StageContext) async throws {
-    guard case .map(let pairs) = context.config.value, case .scalar(let command)? = pairs.first(where: { $0.0 == "cmd" })?.1
+    guard case .map(let pairs) = context.config.value,
+      case .scalar(let command)? = pairs.first(where: { $0.0 == "cmd" })?.1
     else { throw StageRunError.couldNotStart("no command") }
     let cwd = context.stage.wdir.absolute(under: context.workspaceRoot)
     let code: Int32 = try await withCheckedThrowingContinuation { continuation in
@@ -111,7 +112,9 @@ public struct ShellPlugin: StagePlugin {
     if code != 0 { throw StageRunError.exited(code) }
   }
 
-  private static func spawnAndWait(_ command: String, cwd: String, output: (@Sendable (String) -> Void)?) throws -> Int32 {
+  private static func spawnAndWait(_ command: String, cwd: String, output: (@Sendable (String) -> Void)?) throws
+    -> Int32
+  {
     guard let output else {
       let pid = dv_spawn_shell(command, cwd)
       if pid < 0 { throw StageRunError.couldNotStart(String(cString: strerror(errno))) }

@@ -233,4 +233,34 @@ final class ReproTests: DVTestCase {
     assertFails(try dv("repro"), code: 2, "stages.yaml:2:3: unknown plugin 'teleport' (available: shell)")
     assertFails(try dv("status"), code: 2, "unknown plugin 'teleport'")
   }
+
+  func testForeachAndMatrixStagesRun() throws {
+    try write("params.yaml", "seed: 1\nsizes: [small, large]\n")
+    try pipeline(
+      """
+      stages:
+        train:
+          foreach: ${sizes}
+          do:
+            cmd: echo ${item} > model-${item}.txt
+            deps: [raw.csv]
+            outs:
+              - model-${item}.txt
+        grid:
+          matrix: {lr: [1, 2], depth: [3]}
+          cmd: echo ${item.lr}-${item.depth} > grid-${item.lr}-${item.depth}.txt
+          outs:
+            - grid-${item.lr}-${item.depth}.txt
+      """)
+    let run = try dv("repro", "-j", "2")
+    XCTAssertEqual(run.code, 0, run.stderr)
+    XCTAssertEqual(read("model-large.txt"), "large\n")
+    XCTAssertEqual(read("grid-2-3.txt"), "2-3\n")
+    XCTAssertTrue((read("stages.lock") ?? "").contains("train@small:"))
+    XCTAssertTrue((read("stages.lock") ?? "").contains("grid@1-3:"))
+    XCTAssertEqual(try dv("dag").stdout, "train@small\ntrain@large\ngrid@1-3\ngrid@2-3\n")
+    let one = try dv("repro", "-f", "train@large")
+    XCTAssertTrue(one.stdout.contains("Running stage 'train@large'"), one.stdout)
+    XCTAssertFalse(one.stdout.contains("train@small"), one.stdout)
+  }
 }
