@@ -57,7 +57,7 @@ let package = Package(
     .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
     .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
     .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage"]),
-    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace"]),
+    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
   ],
   swiftLanguageModes: [.v5]

@@ -180,8 +180,8 @@ public struct LockFile: Sendable, Equatable {
 
 /// YAML text for values dv writes: plain scalars where YAML reads them back unchanged, else
 /// double-quoted.
-enum YAMLText {
-  static func scalar(_ s: String) -> String {
+package enum YAMLText {
+  package static func scalar(_ s: String) -> String {
     let safe =
       !s.isEmpty
       && s.unicodeScalars.allSatisfy { c in
@@ -211,7 +211,7 @@ enum YAMLText {
   }
 
   /// A value in flow style: `1`, `[a, b]`, `{k: v}`.
-  static func flow(_ value: ConfigValue) -> String {
+  package static func flow(_ value: ConfigValue) -> String {
     switch value {
     case .scalar(let s): return scalar(s)
     case .null: return "null"

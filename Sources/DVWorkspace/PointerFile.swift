@@ -100,39 +100,12 @@ public struct PointerFile: Sendable, Equatable {
   var text: String {
     var lines = [
       "version: \(Self.version)",
-      "path: \(Self.quoted(path.basename))",
+      "path: \(YAMLText.scalar(path.basename))",
       "hash: \(hash)",
       "kind: \(kind.rawValue)",
       "size: \(size)",
     ]
     if let files { lines.append("files: \(files)") }
     return lines.joined(separator: "\n") + "\n"
-  }
-
-  /// A YAML scalar for a file name: plain when safe, else double-quoted.
-  static func quoted(_ name: String) -> String {
-    let plain = name.unicodeScalars.allSatisfy { c in
-      (c.value >= 0x30 && c.value <= 0x39) || (c.value >= 0x41 && c.value <= 0x5A)
-        || (c.value >= 0x61 && c.value <= 0x7A)
-        || "._-/".unicodeScalars.contains(c)
-    }
-    if plain, let first = name.unicodeScalars.first,
-      CharacterSet.letters.contains(first) || first == "_" || (first.value >= 0x30 && first.value <= 0x39),
-      !["true", "false", "null", "yes", "no", "on", "off", "~"].contains(name.lowercased()), Double(name) == nil
-    {
-      return name
-    }
-    var out = "\""
-    for c in name.unicodeScalars {
-      switch c {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\t": out += "\\t"
-      default:
-        if c.value < 0x20 { out += String(format: "\\x%02x", c.value) } else { out.unicodeScalars.append(c) }
-      }
-    }
-    return out + "\""
   }
 }

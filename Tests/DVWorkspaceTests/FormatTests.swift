@@ -3,6 +3,7 @@ import DVStorage
 import Foundation
 import XCTest
 
+@testable import DVPipeline
 @testable import DVWorkspace
 
 final class PointerFileTests: XCTestCase {
@@ -39,7 +40,7 @@ final class PointerFileTests: XCTestCase {
 
   func testNamesThatNeedQuotingAreQuoted() throws {
     for name in ["true", "123", "with space", "colon: yes", "#hash", "quote\"d"] {
-      let text = "version: 1\npath: \(PointerFile.quoted(name))\nhash: \(hash)\n"
+      let text = "version: 1\npath: \(YAMLText.scalar(name))\nhash: \(hash)\n"
       let pointer = try PointerFile.parse(text, location: RelativePath(validating: "d/x.dv")!)
       XCTAssertEqual(pointer.path.basename, name)
     }
