@@ -59,28 +59,21 @@ extension PipelineLoader {
   }
 
   private func checkParams(_ stages: [Stage]) throws {
-    var files: [RelativePath: ConfigValue] = [:]
+    var params = ParamsReader(root: root)
     for stage in stages {
       for param in stage.params {
-        if files[param.file] == nil {
-          guard
-            let values = try loadParams(
-              param.file.value, required: false, at: nil, in: try YAMLFile(text: "", name: Self.fileName))
-          else {
-            throw FileFormatError.invalid(
-              param.location, "params file '\(param.file)' of stage '\(stage.name)' does not exist; create it")
-          }
-          files[param.file] = values
+        guard try params.fileExists(param.file) else {
+          throw FileFormatError.invalid(
+            param.location, "params file '\(param.file)' of stage '\(stage.name)' does not exist; create it")
         }
-        var current: ConfigValue? = files[param.file]
-        for part in param.key.split(separator: ".") { current = current.flatMap { Templating.child($0, String(part)) } }
-        if current == nil {
+        if try params.value(of: param.key, in: param.file) == nil {
           throw FileFormatError.invalid(
             param.location, "param '\(param.key)' of stage '\(stage.name)' is not in \(param.file); add it there")
         }
       }
     }
   }
+
 }
 
 extension Pipeline {

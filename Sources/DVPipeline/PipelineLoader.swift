@@ -79,15 +79,21 @@ public struct PipelineLoader {
 
   // MARK: - Params and variables
 
-  /// Reads a YAML params file as values; nil when it is missing and not required.
+  /// Reads a YAML params file (vars) as values; nil when it is missing and not required.
   func loadParams(_ name: String, required: Bool, at node: Node?, in file: YAMLFile) throws -> ConfigValue? {
     guard let path = RelativePath(validating: name), path != .root else {
       throw file.error(node, "'\(name)' must be a relative path inside the workspace")
     }
-    guard let text = try FileSystem.readTextIfPresent(path.absolute(under: root)) else {
+    guard let values = try Self.readParams(path, root: root) else {
       if required { throw file.error(node, "vars file '\(name)' does not exist; create it or remove it from 'vars'") }
       return nil
     }
+    return values
+  }
+
+  /// A YAML params file as values; nil when it does not exist.
+  static func readParams(_ path: RelativePath, root: String) throws -> ConfigValue? {
+    guard let text = try FileSystem.readTextIfPresent(path.absolute(under: root)) else { return nil }
     let params = try YAMLFile(text: text, name: path.value)
     guard let rootNode = params.root else { return .map([]) }
     guard rootNode.mapping != nil else { throw params.error(rootNode, "a params file must be a mapping") }

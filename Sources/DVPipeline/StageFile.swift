@@ -41,12 +41,15 @@ public enum StageFile {
   /// Errors of editing stages.yaml.
   public enum EditError: DVError {
     case exists(String)
+    case invalidName(String)
     case notAppendable(String)
 
     public var kind: FailureKind { .badInput }
     public var description: String {
       switch self {
       case .exists(let name): return "stage '\(name)' already exists in stages.yaml; pick another name or use --force"
+      case .invalidName(let name):
+        return "'\(name)' is not a stage name; use letters, digits, '_', '-' and '.'"
       case .notAppendable(let why): return "cannot append to stages.yaml (\(why)); add the stage by hand"
       }
     }
@@ -57,10 +60,7 @@ public enum StageFile {
   public static func appending(_ stage: NewStage, to text: String?, replace: Bool, workspaceRoot: String) throws
     -> String
   {
-    guard PipelineLoader.isValidName(stage.name) else {
-      throw FileFormatError.invalid(
-        SourceLocation(file: "-n", line: 1, column: 1), "stage names use letters, digits, '_', '-' and '.'")
-    }
+    guard PipelineLoader.isValidName(stage.name) else { throw EditError.invalidName(stage.name) }
     var current = text ?? ""
     let file = try YAMLFile(text: current, name: PipelineLoader.fileName)
     var indent = 2

@@ -143,17 +143,24 @@ public struct StalenessChecker {
 /// Current values of params, each file read once.
 struct ParamsReader {
   let root: String
-  private var files: [RelativePath: ConfigValue] = [:]
+  /// File -> its values, or nil when it does not exist.
+  private var files: [RelativePath: ConfigValue?] = [:]
 
   init(root: String) { self.root = root }
 
+  private mutating func values(_ file: RelativePath) throws -> ConfigValue? {
+    if let known = files[file] { return known }
+    let loaded = try PipelineLoader.readParams(file, root: root)
+    files[file] = .some(loaded)
+    return loaded
+  }
+
+  /// True when the params file exists.
+  mutating func fileExists(_ file: RelativePath) throws -> Bool { try values(file) != nil }
+
+  /// The value of a dotted key; nil when the file or the key is missing.
   mutating func value(of key: String, in file: RelativePath) throws -> ConfigValue? {
-    if files[file] == nil {
-      let loaded = try PipelineLoader(workspaceRoot: root).loadParams(
-        file.value, required: false, at: nil, in: try YAMLFile(text: "", name: PipelineLoader.fileName))
-      files[file] = loaded ?? .map([])
-    }
-    var current = files[file]
+    var current = try values(file)
     for part in key.split(separator: ".") { current = current.flatMap { Templating.child($0, String(part)) } }
     return current
   }

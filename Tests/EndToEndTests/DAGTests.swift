@@ -2,7 +2,8 @@ import DVBasics
 import XCTest
 
 final class DAGTests: DVTestCase {
-  func testDagPrintsTheGraphAndRejectsACycle() throws {
+  /// A workspace whose stages.yaml has `prepare -> train`.
+  func makeTwoStagePipeline() throws {
     XCTAssertEqual(try dv("init", "--no-scm").code, 0)
     try write("raw.csv", "x\n")
     try write(
@@ -12,6 +13,10 @@ final class DAGTests: DVTestCase {
         prepare: {cmd: cp raw.csv prepared.csv, deps: [raw.csv], outs: [prepared.csv]}
         train: {cmd: cp prepared.csv model.bin, deps: [prepared.csv], outs: [model.bin]}
       """)
+  }
+
+  func testDagPrintsTheGraphAndRejectsACycle() throws {
+    try makeTwoStagePipeline()
     let ascii = try dv("dag")
     XCTAssertEqual(ascii.code, 0, ascii.stderr)
     XCTAssertEqual(ascii.stdout, "prepare\ntrain    <- prepare\n")
@@ -30,15 +35,7 @@ final class DAGTests: DVTestCase {
   }
 
   func testStatusListsStagesThatWouldRun() throws {
-    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
-    try write("raw.csv", "x\n")
-    try write(
-      "stages.yaml",
-      """
-      stages:
-        prepare: {cmd: cp raw.csv prepared.csv, deps: [raw.csv], outs: [prepared.csv]}
-        train: {cmd: cp prepared.csv model.bin, deps: [prepared.csv], outs: [model.bin]}
-      """)
+    try makeTwoStagePipeline()
     let status = try dv("status")
     XCTAssertEqual(status.code, 0, status.stderr)
     XCTAssertEqual(status.stdout, "prepare: never run\ntrain: never run; upstream stage 'prepare' is stale\n")

@@ -171,6 +171,7 @@ final class ReproTests: DVTestCase {
     XCTAssertTrue(
       text.contains("  clean:\n    cmd: \"sort upper.csv > clean.csv\"\n    deps:\n    - upper.csv\n"), text)
     assertFails(try dv("stage", "add", "-n", "clean", "--", "true"), code: 2, "stage 'clean' already exists")
+    assertFails(try dv("stage", "add", "-n", "bad name", "--", "true"), code: 2, "'bad name' is not a stage name")
     assertFails(
       try dv("stage", "add", "-n", "dup", "-o", "clean.csv", "--", "true"), code: 2,
       "output 'clean.csv' is declared by both 'clean' and 'dup'")
