@@ -24,6 +24,10 @@ let package = Package(
     .systemLibrary(
       name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
       providers: [.apt(["libssl-dev"])]),
+    // zlib, for gzip-compressed inputs and outputs of the data plugins.
+    .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+    // libcurl and typed shims for its variadic calls.
+    .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
     // Linux calls Swift cannot make directly (variadic ioctl for reflinks, syncfs, copy_file_range).
     .target(name: "CDVSystem", path: "Sources/CDVSystem"),
     // Workspace-confined paths, atomic writes, file copy/link, flock, diagnostics, progress protocol.
@@ -38,10 +42,20 @@ let package = Package(
       name: "DVPipeline",
       dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")],
       swiftSettings: staticRuntime),
+    // The HTTP transport over libcurl with its retry policy; the remotes issue adds S3, GCS, local.
+    .target(name: "DVRemotes", dependencies: ["DVBasics", "CCurl", "COpenSSL"], swiftSettings: staticRuntime),
+    // Built-in data plugins (download, validate, dedup, split, profile) and their table streams.
+    .target(
+      name: "DVPlugins",
+      dependencies: [
+        "DVBasics", "DVStorage", "DVPipeline", "DVRemotes", "CZlib", "COpenSSL",
+        .product(name: "Yams", package: "Yams"),
+      ],
+      swiftSettings: staticRuntime),
     // The façade: one type per workspace operation, config, pointer files, the writer lock.
     .target(
       name: "DVWorkspace",
-      dependencies: ["DVBasics", "DVStorage", "DVPipeline", .product(name: "Yams", package: "Yams")],
+      dependencies: ["DVBasics", "DVStorage", "DVPipeline", "DVPlugins", .product(name: "Yams", package: "Yams")],
       swiftSettings: staticRuntime),
     // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
     .target(
@@ -57,6 +71,8 @@ let package = Package(
     .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
     .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
     .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage"]),
+    .testTarget(name: "DVRemotesTests", dependencies: ["DVRemotes", "DVBasics"]),
+    .testTarget(name: "DVPluginsTests", dependencies: ["DVPlugins", "DVPipeline", "DVBasics"]),
     .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
   ],

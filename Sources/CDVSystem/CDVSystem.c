@@ -66,11 +66,15 @@ int dv_start_writeback(int fd) { return sync_file_range(fd, 0, 0, SYNC_FILE_RANG
 
 extern char **environ;
 
-static int spawn_shell(const char *command, const char *cwd, int out_fd) {
+static int spawn_program(const char *path, char *const argv[], const char *cwd, int in_fd, int out_fd) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (in_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   if (out_fd >= 0) {
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
@@ -88,9 +92,8 @@ static int spawn_shell(const char *command, const char *cwd, int out_fd) {
   posix_spawnattr_setsigdefault(&attr, &defaults);
   sigemptyset(&empty);
   posix_spawnattr_setsigmask(&attr, &empty);
-  char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ);
+  int rc = posix_spawn(&pid, path, &actions, &attr, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
@@ -98,6 +101,17 @@ static int spawn_shell(const char *command, const char *cwd, int out_fd) {
     return -1;
   }
   return (int)pid;
+}
+
+static int spawn_shell(const char *command, const char *cwd, int out_fd) {
+  char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
+  return spawn_program("/bin/sh", argv, cwd, -1, out_fd);
+}
+
+int dv_spawn_program(const char *path, const char *arg, const char *cwd, int in_fd, int out_fd) {
+  char *argv[] = {(char *)path, (char *)arg, NULL};
+  if (arg == NULL) argv[1] = NULL;
+  return spawn_program(path, argv, cwd, in_fd, out_fd);
 }
 
 int dv_spawn_shell(const char *command, const char *cwd) { return spawn_shell(command, cwd, -1); }

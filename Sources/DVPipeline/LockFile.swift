@@ -35,18 +35,22 @@ public struct LockFile: Sendable, Equatable {
     /// params file -> key -> value, in the order written.
     public var params: [(file: String, values: [(key: String, value: ConfigValue)])]
     public var outs: [Entry]
+    /// The version of an input outside the workspace that the run used (a URL's ETag).
+    public var source: String?
 
     public init(
-      cmd: String, deps: [Entry], params: [(file: String, values: [(key: String, value: ConfigValue)])], outs: [Entry]
+      cmd: String, deps: [Entry], params: [(file: String, values: [(key: String, value: ConfigValue)])], outs: [Entry],
+      source: String? = nil
     ) {
       self.cmd = cmd
       self.deps = deps
       self.params = params
       self.outs = outs
+      self.source = source
     }
 
     public static func == (a: StageRecord, b: StageRecord) -> Bool {
-      a.cmd == b.cmd && a.deps == b.deps && a.outs == b.outs
+      a.cmd == b.cmd && a.deps == b.deps && a.outs == b.outs && a.source == b.source
         && a.params.map(\.file) == b.params.map(\.file)
         && zip(a.params, b.params).allSatisfy { x, y in
           x.values.map(\.key) == y.values.map(\.key) && x.values.map(\.value) == y.values.map(\.value)
@@ -101,9 +105,12 @@ public struct LockFile: Sendable, Equatable {
     for (nameNode, body) in map {
       guard let name = nameNode.scalar?.string else { throw file.error(nameNode, "stage names must be strings") }
       var record = StageRecord(cmd: "", deps: [], params: [], outs: [])
-      for entry in try file.mapping(body, allowed: ["cmd", "deps", "params", "outs"], what: "stage '\(name)'") {
+      for entry in try file.mapping(
+        body, allowed: ["cmd", "source", "deps", "params", "outs"], what: "stage '\(name)'")
+      {
         switch entry.key {
         case "cmd": record.cmd = try file.string(entry.value, key: "cmd")
+        case "source": record.source = try file.string(entry.value, key: "source")
         case "deps": record.deps = try entries(entry.value, key: "deps", file: file)
         case "outs": record.outs = try entries(entry.value, key: "outs", file: file)
         case "params":
@@ -154,6 +161,7 @@ public struct LockFile: Sendable, Equatable {
     for (name, record) in stages {
       out += "  \(YAMLText.scalar(name)):\n"
       out += "    cmd: \(YAMLText.scalar(record.cmd))\n"
+      if let source = record.source { out += "    source: \(YAMLText.scalar(source))\n" }
       for (key, list) in [("deps", record.deps), ("outs", record.outs)] where !list.isEmpty {
         out += "    \(key):\n"
         for e in list {
@@ -208,6 +216,19 @@ package enum YAMLText {
       }
     }
     return out + "\""
+  }
+
+  /// The canonical flow form of a configuration: mapping keys sorted by their UTF-8 bytes, so
+  /// that reordering options does not change a stage's identity.
+  package static func canonical(_ value: ConfigValue) -> String {
+    switch value {
+    case .map(let pairs):
+      return "{"
+        + pairs.sorted { utf8Precedes($0.0, $1.0) }.map { scalar($0.0) + ": " + canonical($0.1) }
+        .joined(separator: ", ") + "}"
+    case .list(let items): return "[" + items.map(canonical).joined(separator: ", ") + "]"
+    default: return flow(value)
+    }
   }
 
   /// A value in flow style: `1`, `[a, b]`, `{k: v}`.

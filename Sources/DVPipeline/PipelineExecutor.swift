@@ -161,6 +161,7 @@ public final class PipelineExecutor {
     // Stage runs report here from their tasks; the scheduler (this thread) owns everything else.
     let completions = Locked<[(Int, Result<Void, Error>)]>([])
     let completed = DispatchSemaphore(value: 0)
+    let sources = Locked<[Int: String]>([:])
 
     while !pending.isEmpty || !running.isEmpty {
       // Start every stage whose upstream is settled, up to the job limit, in file order.
@@ -184,8 +185,8 @@ public final class PipelineExecutor {
         }
         // Checked only now, against the hashes its upstream just recorded: early cutoff.
         var params = ParamsReader(root: root)
-        var reasons = try StalenessChecker(pipeline: pipeline, lock: lock, builder: builder).ownReasons(
-          stage, params: &params)
+        var reasons = try StalenessChecker(pipeline: pipeline, lock: lock, builder: builder, registry: registry)
+          .ownReasons(stage, params: &params)
         if options.dryRun {
           for p in predecessors[i] where outcomes[p] == .wouldRun { reasons.append(.upstream(pipeline.stages[p].name)) }
         }
@@ -194,7 +195,8 @@ public final class PipelineExecutor {
           outcomes[i] = .skipped
           continue
         }
-        observer.stageStarting(stage.name, command: stage.fingerprint, reasons: reasons, dryRun: options.dryRun)
+        observer.stageStarting(
+          stage.name, command: try registry.fingerprint(stage), reasons: reasons, dryRun: options.dryRun)
         if options.dryRun {
           outcomes[i] = .wouldRun
           continue
@@ -206,7 +208,8 @@ public final class PipelineExecutor {
         let name = stage.name
         let context = StageContext(
           stage: stage, config: config, workspaceRoot: root,
-          output: jobs > 1 ? { @Sendable line in observer.stageOutput(name, line: line) } : nil)
+          output: jobs > 1 ? { @Sendable line in observer.stageOutput(name, line: line) } : nil,
+          recordSource: { @Sendable version in sources.withLock { $0[i] = version } })
         running.insert(i)
         Task.detached {
           let result: Result<Void, Error>
@@ -233,7 +236,7 @@ public final class PipelineExecutor {
       switch result {
       case .success:
         var params = ParamsReader(root: root)
-        try record(stage, params: &params)
+        try record(stage, source: sources.withLock { $0[index] }, params: &params)
         observer.stageFinished(stage.name)
         outcomes[index] = .ran
       case .failure(StageRunError.interrupted):
@@ -251,6 +254,11 @@ public final class PipelineExecutor {
         outcomes[index] = .failed(exitCode: code)
       case .failure(StageRunError.couldNotStart(let reason)):
         throw ReproError.spawnFailed(stage: stage.name, reason: reason)
+      case .failure(StageRunError.failed(let message)):
+        failures.append((stage.name, 1))
+        outcomes[index] = .failed(exitCode: 1)
+        observer.stageOutput(stage.name, line: "error: \(message)")
+        if !options.keepGoing { stopStarting = true }
       case .failure(let error):
         failures.append((stage.name, 1))
         outcomes[index] = .failed(exitCode: 1)
@@ -290,7 +298,7 @@ public final class PipelineExecutor {
   }
 
   /// Hashes and caches the outputs, hashes the dependencies, and writes the stage's lock entry.
-  private func record(_ stage: Stage, params: inout ParamsReader) throws {
+  private func record(_ stage: Stage, source: String?, params: inout ParamsReader) throws {
     var outs: [LockFile.Entry] = []
     for out in stage.outs {
       guard let built = try builder.build(out.path, mode: out.cache ? .ingest(cacheTypes) : .inspect) else {
@@ -313,7 +321,10 @@ public final class PipelineExecutor {
       }
     }
     try builder.cache.sync()
-    lock.set(LockFile.StageRecord(cmd: stage.fingerprint, deps: deps, params: grouped, outs: outs), for: stage.name)
+    lock.set(
+      LockFile.StageRecord(
+        cmd: try registry.fingerprint(stage), deps: deps, params: grouped, outs: outs, source: source),
+      for: stage.name)
     try lock.write(workspaceRoot: root)
   }
 }

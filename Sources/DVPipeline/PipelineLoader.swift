@@ -216,7 +216,9 @@ public struct PipelineLoader {
         }
         if cmd?.trimmingCharacters(in: .whitespaces).isEmpty == true { throw file.error(node, "'cmd' is empty") }
       case "plugin": plugin = try text(node, "plugin")
-      case "with": with = try templating.value(node)
+      case "with":
+        with = try templating.value(node)
+        Self.recordLocations(of: node, at: "", in: file, into: &stage.configLocations)
       case "deps":
         for item in try list(node, "deps", file) {
           stage.deps.append(
@@ -242,6 +244,24 @@ public struct PipelineLoader {
     default: throw file.error(nameNode, "stage '\(name)' has both 'cmd' and 'plugin'; keep one")
     }
     return stage
+  }
+
+  /// Where each value under `node` was written, by dotted path.
+  private static func recordLocations(
+    of node: Node, at path: String, in file: YAMLFile, into locations: inout [String: SourceLocation]
+  ) {
+    locations[path] = file.location(node)
+    let prefix = path.isEmpty ? "" : path + "."
+    if let mapping = node.mapping {
+      for pair in mapping {
+        guard let key = pair.key.scalar?.string else { continue }
+        recordLocations(of: pair.value, at: prefix + key, in: file, into: &locations)
+      }
+    } else if let sequence = node.sequence {
+      for (i, item) in sequence.enumerated() {
+        recordLocations(of: item, at: prefix + String(i), in: file, into: &locations)
+      }
+    }
   }
 
   private func list(_ node: Node, _ key: String, _ file: YAMLFile) throws -> [Node] {

@@ -71,4 +71,6 @@ public struct Stage: Sendable, Equatable {
   public var alwaysChanged: Bool
   /// Where the stage is defined (its name in stages.yaml).
   public var location: SourceLocation
+  /// Where each part of a plugin's `with:` was written, by dotted path ("" is `with:` itself).
+  public var configLocations: [String: SourceLocation] = [:]
 }

@@ -1,17 +1,7 @@
 import CDVSystem
 import DVBasics
+import DVStorage
 import Foundation
-
-/// A plugin stage's configuration (`with:`, or a shell stage's command) and where it was written.
-public struct PluginConfig: Sendable {
-  public var value: ConfigValue
-  public var location: SourceLocation
-
-  public init(value: ConfigValue, location: SourceLocation) {
-    self.value = value
-    self.location = location
-  }
-}
 
 /// What a running stage gets.
 public struct StageContext: Sendable {
@@ -21,6 +11,34 @@ public struct StageContext: Sendable {
   /// Receives the stage's output line by line when stages run in parallel; nil: the output goes
   /// straight to dv's own stdout and stderr.
   public var output: (@Sendable (String) -> Void)?
+  /// Records the version of an input outside the workspace (a URL's ETag) that this run used;
+  /// stages.lock keeps it and `sourceVersion` is compared with it later.
+  public var recordSource: @Sendable (String) -> Void
+
+  public init(
+    stage: Stage, config: PluginConfig, workspaceRoot: String, output: (@Sendable (String) -> Void)? = nil,
+    recordSource: @escaping @Sendable (String) -> Void = { _ in }
+  ) {
+    self.stage = stage
+    self.config = config
+    self.workspaceRoot = workspaceRoot
+    self.output = output
+    self.recordSource = recordSource
+  }
+
+  /// Writes a line of the stage's log: to the parallel-output sink, or to stderr.
+  public func log(_ line: String) {
+    if let output {
+      output(line)
+    } else {
+      // A stage's own output, like a shell command's: not dv's rendering.
+      let bytes = Array((line + "\n").utf8)
+      _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+  }
+
+  /// The absolute path of a workspace-relative path.
+  public func absolute(_ path: RelativePath) -> String { path.absolute(under: workspaceRoot) }
 }
 
 /// A kind of stage (DESIGN.md §7). `cmd:` stages are the built-in `shell` plugin.
@@ -29,52 +47,154 @@ public protocol StagePlugin: Sendable {
   static var kind: String { get }
   /// Part of the stage's identity in stages.lock: a new version makes its stages stale.
   static var version: String { get }
-  /// Checks the configuration when stages.yaml is loaded; errors name `config.location`.
+  /// The kind of this plugin; external plugins answer per executable.
+  var kind: String { get }
+  /// The version of this plugin; external plugins answer `--describe`.
+  var version: String { get }
+  /// Where the plugin comes from: "built-in", or an executable's path.
+  var origin: String { get }
+  /// Checks the configuration when stages.yaml is loaded; errors name the option's file:line:column.
   func validate(config: PluginConfig) throws
   /// Reads the dependencies, writes the outputs. Throws `StageRunError` when the work fails.
   func run(_ context: StageContext) async throws
+  /// For stages whose input lives outside the workspace (a URL): its current version (ETag,
+  /// Last-Modified). A different answer than the one recorded makes the stage stale; nil when the
+  /// plugin has no such input or the version cannot be learned now.
+  func sourceVersion(config: PluginConfig, workspaceRoot: String) -> String?
+}
+
+extension StagePlugin {
+  public var kind: String { Self.kind }
+  public var version: String { Self.version }
+  public var origin: String { "built-in" }
+  public func sourceVersion(config: PluginConfig, workspaceRoot: String) -> String? { nil }
 }
 
 /// How a stage's work failed.
-public enum StageRunError: Error, Sendable {
+public enum StageRunError: Error, Sendable, CustomStringConvertible {
   /// The command exited with this code (128 + signal when killed).
   case exited(Int32)
   /// dv received SIGINT/SIGTERM/SIGHUP while the stage ran.
   case interrupted
   /// The stage could not be started.
   case couldNotStart(String)
+  /// A plugin found a problem with its input or could not write its output; the message names
+  /// the file (and row) and what to do.
+  case failed(String)
+
+  public var description: String {
+    switch self {
+    case .exited(let code): return "exited with code \(code)"
+    case .interrupted: return "interrupted"
+    case .couldNotStart(let reason): return "could not start: \(reason)"
+    case .failed(let message): return message
+    }
+  }
 }
 
-/// Maps plugin kinds to plugins.
+/// Maps plugin kinds to plugins: the built-in ones, then `dv-plugin-<kind>` executables found in
+/// the search path (`.pipeline/plugins/`, then PATH). Built-in kinds cannot be replaced.
 public struct PluginRegistry: Sendable {
   private var plugins: [String: any StagePlugin]
+  /// Directories searched for external plugins, in order.
+  public private(set) var searchPath: [String] = []
+  /// External plugins already described, by kind (shared by copies of the registry).
+  private let externals = Locked<[String: ExternalPlugin]>([:])
 
-  /// The plugins that ship with dv.
+  /// The plugins every registry has: `shell`, which runs `cmd:`.
   public static let builtIn = PluginRegistry(plugins: [ShellPlugin.kind: ShellPlugin()])
 
   init(plugins: [String: any StagePlugin]) { self.plugins = plugins }
 
-  /// Every kind, sorted, with its version.
-  public var kinds: [(kind: String, version: String)] {
-    plugins.keys.sorted().map { ($0, type(of: plugins[$0]!).version) }
+  /// This registry with more built-in plugins.
+  public func adding(_ more: [any StagePlugin]) -> PluginRegistry {
+    var copy = PluginRegistry(plugins: plugins)
+    for plugin in more { copy.plugins[plugin.kind] = plugin }
+    copy.searchPath = searchPath
+    return copy
+  }
+
+  /// This registry, also finding `dv-plugin-<kind>` executables in `directories`.
+  public func searching(_ directories: [String]) -> PluginRegistry {
+    var copy = PluginRegistry(plugins: plugins)
+    copy.searchPath = directories
+    return copy
+  }
+
+  /// The search path of a workspace: its `.pipeline/plugins/`, then the directories of `PATH`.
+  public static func searchPath(workspaceRoot: String, environment: [String: String]) -> [String] {
+    [workspaceRoot + "/.pipeline/plugins"]
+      + (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { $0.hasPrefix("/") }
+  }
+
+  /// The built-in plugins, sorted by kind.
+  public var builtInPlugins: [any StagePlugin] { plugins.keys.sorted().map { plugins[$0]! } }
+
+  /// Every external plugin in the search path, sorted by kind; the first of a kind wins, and a
+  /// kind that is built in is skipped.
+  public func externalPlugins() throws -> [any StagePlugin] {
+    var kinds: [String] = []
+    for directory in searchPath {
+      guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
+      for name in names.sorted() where name.hasPrefix(ExternalPlugin.prefix) {
+        let kind = String(name.dropFirst(ExternalPlugin.prefix.count))
+        if !kind.isEmpty, plugins[kind] == nil, !kinds.contains(kind),
+          ExternalPlugin.isExecutable(directory + "/" + name)
+        {
+          kinds.append(kind)
+        }
+      }
+    }
+    return try kinds.sorted().compactMap { try external(kind: $0, at: nil) }
   }
 
   /// The plugin of a kind; a clear error at `location` for an unknown one.
   public func plugin(kind: String, at location: SourceLocation) throws -> any StagePlugin {
-    guard let plugin = plugins[kind] else {
-      throw FileFormatError.invalid(
-        location, "unknown plugin '\(kind)' (available: \(plugins.keys.sorted().joined(separator: ", ")))")
+    if let plugin = plugins[kind] { return plugin }
+    if let plugin = try external(kind: kind, at: location) { return plugin }
+    throw FileFormatError.invalid(
+      location,
+      "unknown plugin '\(kind)' (built in: \(plugins.keys.sorted().joined(separator: ", ")); "
+        + "an external one is an executable named \(ExternalPlugin.prefix)\(kind) in .pipeline/plugins/ or on PATH)")
+  }
+
+  private func external(kind: String, at location: SourceLocation?) throws -> ExternalPlugin? {
+    if let known = externals.withLock({ $0[kind] }) { return known }
+    guard ExternalPlugin.isValidKind(kind) else { return nil }
+    for directory in searchPath {
+      let path = directory + "/" + ExternalPlugin.prefix + kind
+      guard ExternalPlugin.isExecutable(path) else { continue }
+      let plugin = try ExternalPlugin(path: path, expectedKind: kind, usedAt: location)
+      externals.withLock { $0[kind] = plugin }
+      return plugin
     }
-    return plugin
+    return nil
   }
 
   /// The plugin and configuration that run a stage: `cmd:` is `shell` with the command.
   public func resolve(_ stage: Stage) throws -> (any StagePlugin, PluginConfig) {
     switch stage.action {
     case .command(let cmd):
-      return (plugins[ShellPlugin.kind]!, PluginConfig(value: .map([("cmd", .scalar(cmd))]), location: stage.location))
+      return (
+        plugins[ShellPlugin.kind]!,
+        PluginConfig(value: .map([("cmd", .scalar(cmd))]), location: stage.location, wdir: stage.wdir)
+      )
     case .plugin(let kind, let with):
-      return (try plugin(kind: kind, at: stage.location), PluginConfig(value: with, location: stage.location))
+      let config = PluginConfig(
+        value: with, location: stage.configLocations[""] ?? stage.location, locations: stage.configLocations,
+        wdir: stage.wdir)
+      return (try plugin(kind: kind, at: stage.location), config)
+    }
+  }
+
+  /// What stages.lock records as a stage's identity: the command, or the plugin's kind and
+  /// version and a digest of the canonical form of its configuration.
+  public func fingerprint(_ stage: Stage) throws -> String {
+    switch stage.action {
+    case .command(let cmd): return cmd
+    case .plugin(let kind, let with):
+      let plugin = try plugin(kind: kind, at: stage.location)
+      return "plugin \(kind)@\(plugin.version) " + SHA256Hasher.hash(Array(YAMLText.canonical(with).utf8)).description
     }
   }
 }

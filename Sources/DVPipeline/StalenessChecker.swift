@@ -18,6 +18,8 @@ public enum StaleReason: Sendable, Equatable, CustomStringConvertible {
   case changedOuts([String])
   /// `always_changed: true`.
   case alwaysChanged
+  /// An input outside the workspace (a URL) has a new version: "etag \"a\" -> \"b\"".
+  case changedSource(String)
   /// A stage it depends on would run.
   case upstream(String)
 
@@ -30,6 +32,7 @@ public enum StaleReason: Sendable, Equatable, CustomStringConvertible {
     case .missingOuts(let items): return "missing outs: " + items.joined(separator: ", ")
     case .changedOuts(let items): return "changed outs: " + items.joined(separator: ", ")
     case .alwaysChanged: return "always changed"
+    case .changedSource(let change): return "changed source: " + change
     case .upstream(let name): return "upstream stage '\(name)' is stale"
     }
   }
@@ -42,28 +45,18 @@ public struct StageState: Sendable {
   public var isStale: Bool { !reasons.isEmpty }
 }
 
-extension Stage {
-  /// What stages.lock records as the stage's identity: the command, or the plugin kind and a
-  /// digest of its configuration.
-  public var fingerprint: String {
-    switch action {
-    case .command(let cmd): return cmd
-    case .plugin(let kind, let with):
-      return "plugin \(kind) " + SHA256Hasher.hash(Array(YAMLText.flow(with).utf8)).description
-    }
-  }
-}
-
 /// Compares stages with stages.lock and the workspace.
 public struct StalenessChecker {
   let pipeline: Pipeline
   let lock: LockFile
   let builder: DataBuilder
+  let registry: PluginRegistry
 
-  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder) {
+  public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, registry: PluginRegistry) {
     self.pipeline = pipeline
     self.lock = lock
     self.builder = builder
+    self.registry = registry
   }
 
   /// Every stage in dependency order with its reasons; a stage below a stale one is stale too.
@@ -91,7 +84,7 @@ public struct StalenessChecker {
   func ownReasons(_ stage: Stage, params: inout ParamsReader) throws -> [StaleReason] {
     guard let record = lock.record(for: stage.name) else { return [.neverRun] }
     var reasons: [StaleReason] = []
-    if record.cmd != stage.fingerprint { reasons.append(.changedCommand) }
+    if record.cmd != (try registry.fingerprint(stage)) { reasons.append(.changedCommand) }
 
     var deps: [String] = []
     for dep in stage.deps {
@@ -136,6 +129,13 @@ public struct StalenessChecker {
     if !missing.isEmpty { reasons.append(.missingOuts(missing)) }
     if !changedOuts.isEmpty { reasons.append(.changedOuts(changedOuts)) }
     if stage.alwaysChanged { reasons.append(.alwaysChanged) }
+    // Asked last and only of an otherwise fresh stage: it may cost a request over the network.
+    if reasons.isEmpty, let recorded = record.source {
+      let (plugin, config) = try registry.resolve(stage)
+      if let current = plugin.sourceVersion(config: config, workspaceRoot: builder.workspaceRoot), current != recorded {
+        reasons.append(.changedSource("\(recorded) -> \(current)"))
+      }
+    }
     return reasons
   }
 }

@@ -10,7 +10,7 @@ extension Workspace {
     guard let pipeline = try pipeline() else { return [] }
     let executor = PipelineExecutor(
       pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: try builder(),
-      cacheTypes: config.cacheTypes, observer: observer)
+      cacheTypes: config.cacheTypes, observer: observer, registry: plugins)
     if !config.noSCM && !options.dryRun {
       // Cached outputs belong in the cache, not in git, as with `dv add`.
       for stage in pipeline.stages {

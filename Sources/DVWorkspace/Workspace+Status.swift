@@ -55,7 +55,8 @@ extension Workspace {
     }
     var report = StatusReport(changes: changes, checked: items.count)
     if userPaths.isEmpty, let pipeline = try pipeline() {
-      let checker = StalenessChecker(pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: builder)
+      let checker = StalenessChecker(
+        pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: builder, registry: plugins)
       report.staleStages = try checker.check().filter(\.isStale)
     }
     return report

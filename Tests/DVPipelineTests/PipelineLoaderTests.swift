@@ -154,10 +154,13 @@ final class PipelineLoaderTests: XCTestCase {
 
 final class PluginRegistryTests: XCTestCase {
   func testShellIsBuiltInAndUnknownKindsAreLocated() throws {
-    XCTAssertEqual(PluginRegistry.builtIn.kinds.map(\.kind), ["shell"])
+    XCTAssertEqual(PluginRegistry.builtIn.builtInPlugins.map(\.kind), ["shell"])
     let location = SourceLocation(file: "stages.yaml", line: 3, column: 3)
     XCTAssertThrowsError(try PluginRegistry.builtIn.plugin(kind: "teleport", at: location)) { error in
-      XCTAssertEqual("\(error)", "stages.yaml:3:3: unknown plugin 'teleport' (available: shell)")
+      XCTAssertEqual(
+        "\(error)",
+        "stages.yaml:3:3: unknown plugin 'teleport' (built in: shell; an external one is an executable named dv-plugin-teleport in .pipeline/plugins/ or on PATH)"
+      )
     }
     let shell = try PluginRegistry.builtIn.plugin(kind: "shell", at: location)
     XCTAssertNoThrow(

@@ -71,7 +71,7 @@ final class StalenessTests: XCTestCase {
       let values = try stage.params.map { ($0.key, try params.value(of: $0.key, in: $0.file)!) }
       lock.set(
         LockFile.StageRecord(
-          cmd: stage.fingerprint, deps: try entries(stage.deps.map(\.path)),
+          cmd: try PluginRegistry.builtIn.fingerprint(stage), deps: try entries(stage.deps.map(\.path)),
           params: values.isEmpty ? [] : [("params.yaml", values)], outs: try entries(stage.outs.map(\.path))),
         for: stage.name)
     }
@@ -80,7 +80,8 @@ final class StalenessTests: XCTestCase {
 
   func reasons(_ lock: LockFile) throws -> [String: [String]] {
     let pipeline = try XCTUnwrap(try PipelineLoader(workspaceRoot: root).load())
-    let states = try StalenessChecker(pipeline: pipeline, lock: lock, builder: try builder()).check()
+    let states = try StalenessChecker(pipeline: pipeline, lock: lock, builder: try builder(), registry: .builtIn)
+      .check()
     return Dictionary(uniqueKeysWithValues: states.map { ($0.name, $0.reasons.map(\.description)) })
   }
 

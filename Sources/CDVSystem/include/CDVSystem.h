@@ -52,6 +52,11 @@ int dv_spawn_shell(const char *command, const char *cwd);
 /// Like dv_spawn_shell, with the command's stdout and stderr both written to `out_fd`.
 int dv_spawn_shell_to(const char *command, const char *cwd, int out_fd);
 
+/// Starts the program at `path` with one argument (or none when `arg` is NULL) in `cwd`, in a
+/// process group of its own, stdin from `in_fd` (or /dev/null when negative), stdout and stderr
+/// to `out_fd` (or dv's own when negative). Returns the pid, or -1 with errno set.
+int dv_spawn_program(const char *path, const char *arg, const char *cwd, int in_fd, int out_fd);
+
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by other commands.
 int dv_pipe_cloexec(int fds[2]);
 

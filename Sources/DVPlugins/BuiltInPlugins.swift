@@ -1,0 +1,13 @@
+import DVPipeline
+
+/// The data plugins that ship with dv.
+public enum BuiltInPlugins {
+  /// Every built-in data plugin.
+  public static let all: [any StagePlugin] = []
+
+  /// The registry a workspace uses: `shell`, the data plugins, and external plugins found in
+  /// `searchPath`.
+  public static func registry(searchPath: [String]) -> PluginRegistry {
+    PluginRegistry.builtIn.adding(all).searching(searchPath)
+  }
+}

@@ -1,0 +1,7 @@
+import XCTest
+
+@testable import DVRemotes
+
+final class HTTPTransportTests: XCTestCase {
+  func testModuleLoads() {}
+}
