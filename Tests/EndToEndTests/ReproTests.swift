@@ -231,7 +231,7 @@ final class ReproTests: DVTestCase {
     XCTAssertEqual(try dv("repro").code, 0)
     XCTAssertEqual(read("sh.txt"), "b\na\n")
     try pipeline("stages:\n  x:\n    plugin: teleport\n    outs: [x.txt]\n")
-    assertFails(try dv("repro"), code: 2, "stages.yaml:2:3: unknown plugin 'teleport' (available: shell)")
+    assertFails(try dv("repro"), code: 2, "stages.yaml:2:3: unknown plugin 'teleport' (built in: ")
     assertFails(try dv("status"), code: 2, "unknown plugin 'teleport'")
   }
 
