@@ -61,7 +61,8 @@ let package = Package(
     .target(
       name: "DVCommands",
       dependencies: [
-        "DVBasics", "DVPipeline", "DVWorkspace", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "DVBasics", "DVPipeline", "DVPlugins", "DVWorkspace",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: staticRuntime),
     // The executable: Entrypoint.swift only.

@@ -55,8 +55,8 @@ public enum StageOutcome: Sendable, Equatable {
 public enum ReproError: DVError {
   /// A target names no stage.
   case unknownStage(String)
-  /// A stage's command exited non-zero.
-  case stageFailed([(name: String, exitCode: Int32)])
+  /// A stage's command exited non-zero, or its plugin failed with a message.
+  case stageFailed([(name: String, exitCode: Int32, message: String?)])
   /// A declared output was not created.
   case missingOutput(stage: String, path: String)
   /// An output about to be deleted holds content that is not in the cache.
@@ -78,7 +78,10 @@ public enum ReproError: DVError {
     switch self {
     case .unknownStage(let name): return "no stage named '\(name)' in stages.yaml; `dv dag` lists them"
     case .stageFailed(let failures):
-      return failures.map { "stage '\($0.name)' failed with exit code \($0.exitCode)" }.joined(separator: "; ")
+      return failures.map { failure in
+        failure.message.map { "stage '\(failure.name)' failed: \($0)" }
+          ?? "stage '\(failure.name)' failed with exit code \(failure.exitCode)"
+      }.joined(separator: "; ")
         + "; finished stages are recorded in stages.lock, rerun `dv repro` after fixing it"
     case .missingOutput(let stage, let path):
       return "stage '\(stage)' did not create '\(path)'; make its command write it or remove it from outs"
@@ -153,7 +156,7 @@ public final class PipelineExecutor {
     let predecessors = pipeline.graph.predecessors.map { $0.filter { inSelection.contains($0) } }
     let jobs = max(1, options.jobs)
     var outcomes: [Int: StageOutcome] = [:]
-    var failures: [(String, Int32)] = []
+    var failures: [(String, Int32, String?)] = []
     var pending = selected
     var running = Set<Int>()
     var stopStarting = false
@@ -196,7 +199,7 @@ public final class PipelineExecutor {
           continue
         }
         observer.stageStarting(
-          stage.name, command: try registry.fingerprint(stage), reasons: reasons, dryRun: options.dryRun)
+          stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: options.dryRun)
         if options.dryRun {
           outcomes[i] = .wouldRun
           continue
@@ -248,21 +251,19 @@ public final class PipelineExecutor {
           interruptedStage = interruptedStage ?? stage.name
           stopStarting = true
         } else {
-          failures.append((stage.name, code))
+          failures.append((stage.name, code, nil))
           if !options.keepGoing { stopStarting = true }
         }
         outcomes[index] = .failed(exitCode: code)
       case .failure(StageRunError.couldNotStart(let reason)):
         throw ReproError.spawnFailed(stage: stage.name, reason: reason)
       case .failure(StageRunError.failed(let message)):
-        failures.append((stage.name, 1))
+        failures.append((stage.name, 1, message))
         outcomes[index] = .failed(exitCode: 1)
-        observer.stageOutput(stage.name, line: "error: \(message)")
         if !options.keepGoing { stopStarting = true }
       case .failure(let error):
-        failures.append((stage.name, 1))
+        failures.append((stage.name, 1, "\(error)"))
         outcomes[index] = .failed(exitCode: 1)
-        observer.stageOutput(stage.name, line: "error: \(error)")
         if !options.keepGoing { stopStarting = true }
       }
     }

@@ -137,7 +137,9 @@ extension PluginConfig {
       case .scalar: return
       case .list(let items):
         for (i, element) in items.enumerated() {
-          guard case .scalar = element else { throw error("\(path).\(i)", "each entry of '\(spec.name)' must be a string") }
+          guard case .scalar = element else {
+            throw error("\(path).\(i)", "each entry of '\(spec.name)' must be a string")
+          }
         }
       default: throw wrong()
       }

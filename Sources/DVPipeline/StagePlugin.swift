@@ -130,22 +130,25 @@ public struct PluginRegistry: Sendable {
   /// The built-in plugins, sorted by kind.
   public var builtInPlugins: [any StagePlugin] { plugins.keys.sorted().map { plugins[$0]! } }
 
-  /// Every external plugin in the search path, sorted by kind; the first of a kind wins, and a
-  /// kind that is built in is skipped.
-  public func externalPlugins() throws -> [any StagePlugin] {
-    var kinds: [String] = []
+  /// Every external plugin in the search path, sorted by kind, each described or with the
+  /// reason it cannot be used; the first of a kind wins, and built-in kinds are skipped.
+  public func externalPluginResults() -> [(kind: String, path: String, result: Result<any StagePlugin, Error>)] {
+    var found: [(String, String)] = []
     for directory in searchPath {
       guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
       for name in names.sorted() where name.hasPrefix(ExternalPlugin.prefix) {
         let kind = String(name.dropFirst(ExternalPlugin.prefix.count))
-        if !kind.isEmpty, plugins[kind] == nil, !kinds.contains(kind),
-          ExternalPlugin.isExecutable(directory + "/" + name)
+        let path = directory + "/" + name
+        if ExternalPlugin.isValidKind(kind), plugins[kind] == nil, !found.contains(where: { $0.0 == kind }),
+          ExternalPlugin.isExecutable(path)
         {
-          kinds.append(kind)
+          found.append((kind, path))
         }
       }
     }
-    return try kinds.sorted().compactMap { try external(kind: $0, at: nil) }
+    return found.sorted { $0.0 < $1.0 }.map { kind, path in
+      (kind, path, Result { try external(kind: kind, at: nil)! as any StagePlugin })
+    }
   }
 
   /// The plugin of a kind; a clear error at `location` for an unknown one.
@@ -184,6 +187,15 @@ public struct PluginRegistry: Sendable {
         value: with, location: stage.configLocations[""] ?? stage.location, locations: stage.configLocations,
         wdir: stage.wdir)
       return (try plugin(kind: kind, at: stage.location), config)
+    }
+  }
+
+  /// How `repro` shows what a stage runs: its command, or `upper@1.0 {input: in.txt}`.
+  public func summary(_ stage: Stage) throws -> String {
+    switch stage.action {
+    case .command(let cmd): return cmd
+    case .plugin(let kind, let with):
+      return "plugin \(kind)@\(try plugin(kind: kind, at: stage.location).version) " + YAMLText.flow(with)
     }
   }
 
