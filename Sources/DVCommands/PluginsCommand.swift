@@ -24,7 +24,8 @@ struct PluginsList: ParsableCommand {
     if let workspace = try? global.workspace() {
       listing = workspace.pluginListing()
     } else {
-      let path = PluginRegistry.searchPath(workspaceRoot: "/nonexistent", environment: ProcessInfo.processInfo.environment)
+      let path = PluginRegistry.searchPath(
+        workspaceRoot: "/nonexistent", environment: ProcessInfo.processInfo.environment)
       listing = Workspace.pluginListing(registry: BuiltInPlugins.registry(searchPath: Array(path.dropFirst())))
     }
     if json {

@@ -236,6 +236,7 @@ public final class PipelineExecutor {
       guard let (index, result) = completions.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
       running.remove(index)
       let stage = pipeline.stages[index]
+      if case .failure = result { rememberLeftovers(of: stage) }
       switch result {
       case .success:
         var params = ParamsReader(root: root)
@@ -275,10 +276,12 @@ public final class PipelineExecutor {
   // MARK: - One stage
 
   /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
-  /// nowhere else: what is not in the cache, and is not this stage's own recorded uncached
-  /// output, stops the run (unless `force`).
+  /// nowhere else: what is not in the cache, and is neither this stage's own recorded uncached
+  /// output nor what its last failed run left behind, stops the run (unless `force`).
   private func removeOutputs(of stage: Stage, force: Bool) throws {
     let recorded = lock.record(for: stage.name)
+    let leftovers = LeftoverOutputs(root: root, stage: stage.name)
+    let leftBehind = leftovers.load()
     for out in stage.outs where !out.persist {
       let absolute = out.path.absolute(under: root)
       guard FileSystem.exists(absolute) else { continue }
@@ -292,10 +295,23 @@ public final class PipelineExecutor {
         } else {
           cached = builder.cache.contains(current.hash)
         }
-        if !cached && !ownUncached { throw ReproError.wouldDeleteUncached(stage: stage.name, path: out.path.value) }
+        let ownLeftover = leftBehind[out.path.value] == current.hash
+        if !cached && !ownUncached && !ownLeftover {
+          throw ReproError.wouldDeleteUncached(stage: stage.name, path: out.path.value)
+        }
       }
       try FileSystem.removeTree(absolute)
     }
+  }
+
+  /// Notes the hashes of the outputs a failed run left, so that the next run may delete exactly
+  /// that content (and nothing a user wrote since).
+  private func rememberLeftovers(of stage: Stage) {
+    var left: [String: ObjectID] = [:]
+    for out in stage.outs where !out.persist {
+      if let built = try? builder.build(out.path, mode: .inspect) { left[out.path.value] = built.hash }
+    }
+    LeftoverOutputs(root: root, stage: stage.name).save(left)
   }
 
   /// Hashes and caches the outputs, hashes the dependencies, and writes the stage's lock entry.
@@ -322,6 +338,7 @@ public final class PipelineExecutor {
       }
     }
     try builder.cache.sync()
+    LeftoverOutputs(root: root, stage: stage.name).save([:])
     lock.set(
       LockFile.StageRecord(
         cmd: try registry.fingerprint(stage), deps: deps, params: grouped, outs: outs, source: source),
@@ -333,3 +350,34 @@ public final class PipelineExecutor {
 #if canImport(Glibc)
   import Glibc
 #endif
+
+/// What a stage's failed or interrupted run left in its outputs: path -> hash, in
+/// `.pipeline/tmp/leftovers/<digest of the stage name>`.
+struct LeftoverOutputs {
+  let file: String
+
+  init(root: String, stage: String) {
+    file = root + "/.pipeline/tmp/leftovers/" + SHA256Hasher.hash(Array(stage.utf8)).hex
+  }
+
+  func load() -> [String: ObjectID] {
+    guard let text = try? FileSystem.readTextIfPresent(file) else { return [:] }
+    var result: [String: ObjectID] = [:]
+    for line in text.split(separator: "\n") {
+      guard let tab = line.firstIndex(of: "\t"), let id = ObjectID(String(line[..<tab])) else { continue }
+      result[String(line[line.index(after: tab)...])] = id
+    }
+    return result
+  }
+
+  /// Replaces the record; an empty one removes the file.
+  func save(_ outputs: [String: ObjectID]) {
+    if outputs.isEmpty {
+      try? FileSystem.removeFile(file)
+      return
+    }
+    let text = outputs.keys.sorted().map { "\(outputs[$0]!)\t\($0)\n" }.joined()
+    try? FileSystem.createDirectory((file as NSString).deletingLastPathComponent)
+    try? FileSystem.writeAtomically(text, to: file)
+  }
+}

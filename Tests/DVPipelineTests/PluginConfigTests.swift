@@ -35,7 +35,8 @@ final class PluginConfigTests: XCTestCase {
       message("      input: a.csv\n      colour: red\n"),
       "stages.yaml:6:15: unknown option 'colour' for plugin 'thing' (it takes: input, keys, n, ratios, mode, trim)")
     XCTAssertEqual(
-      message("      input: a.csv\n      n: many\n"), "stages.yaml:6:10: option 'n' of plugin 'thing' must be an integer")
+      message("      input: a.csv\n      n: many\n"),
+      "stages.yaml:6:10: option 'n' of plugin 'thing' must be an integer")
     XCTAssertEqual(
       message("      input: a.csv\n      ratios: {train: big}\n"),
       "stages.yaml:6:23: 'ratios.train' of plugin 'thing' must be a number")
@@ -49,7 +50,8 @@ final class PluginConfigTests: XCTestCase {
   }
 
   func testTypedAccessorsAndPaths() throws {
-    let c = try config("      input: data/a.csv\n      keys: k\n      n: 4\n      trim: yes\n      ratios: {a: 0.5, b: 0.5}\n")
+    let c = try config(
+      "      input: data/a.csv\n      keys: k\n      n: 4\n      trim: yes\n      ratios: {a: 0.5, b: 0.5}\n")
     try c.check(plugin: "thing", options: specs)
     XCTAssertEqual(try c.path("input")?.value, "data/a.csv")
     XCTAssertEqual(c.stringList("keys"), ["k"])
@@ -58,7 +60,8 @@ final class PluginConfigTests: XCTestCase {
     XCTAssertEqual(c.numberMap("ratios")?.map(\.0), ["a", "b"])
     let escaping = try config("      input: ../outside.csv\n")
     XCTAssertThrowsError(try escaping.path("input")) { error in
-      XCTAssertEqual("\(error)", "stages.yaml:5:14: '../outside.csv' is absolute or leaves the workspace; use a path inside it")
+      XCTAssertEqual(
+        "\(error)", "stages.yaml:5:14: '../outside.csv' is absolute or leaves the workspace; use a path inside it")
     }
   }
 

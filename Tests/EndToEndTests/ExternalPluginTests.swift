@@ -101,7 +101,8 @@ final class ExternalPluginTests: DVTestCase {
     XCTAssertTrue(failed.stderr.contains("plugin 'upper'"), failed.stderr)
     XCTAssertTrue(failed.stderr.contains("exited with code 3"), failed.stderr)
     XCTAssertNil(read("stages.lock"))
-    // What a failed run left behind is not in the cache: dv will not delete it on its own.
+    // What the failed run left may be replaced by the next run; anything a user changed may not.
+    try write("out.txt", "mine\n")
     XCTAssertTrue(try dv("repro", env: env).stderr.contains("would delete 'out.txt'"))
     try FileSystem.removeFile(root + "/out.txt")
 
@@ -109,14 +110,12 @@ final class ExternalPluginTests: DVTestCase {
     let crashed = try dv("repro", env: env)
     XCTAssertEqual(crashed.code, 1)
     XCTAssertTrue(crashed.stderr.contains("crashed with signal 11 (SIGSEGV)"), crashed.stderr)
-    try FileSystem.removeFile(root + "/out.txt")
 
     try installPlugin("upper", upperPlugin(more: "sleep 60"))
     try write("stages.yaml", stage(with: "input: in.txt, timeout: 1"))
     let hung = try dv("repro", env: env, timeout: 50)
     XCTAssertEqual(hung.code, 1)
     XCTAssertTrue(hung.stderr.contains("did not finish within its timeout of 1 s"), hung.stderr)
-    try? FileSystem.removeFile(root + "/out.txt")
 
     try installPlugin("upper", upperPlugin(more: "echo stray > notes.txt"))
     try write("stages.yaml", stage())
@@ -124,6 +123,11 @@ final class ExternalPluginTests: DVTestCase {
     XCTAssertEqual(stray.code, 1)
     XCTAssertTrue(stray.stderr.contains("wrote outside its declared outs: notes.txt"), stray.stderr)
     XCTAssertNil(read("stages.lock"))
+
+    try installPlugin("upper", upperPlugin())
+    let fixed = try dv("repro", env: env)
+    XCTAssertEqual(fixed.code, 0, fixed.stderr)
+    XCTAssertEqual(read("out.txt"), "HELLO\n")
   }
 
   func testBadDescriptionsAndOptionsAreBadInput() throws {
