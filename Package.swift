@@ -52,10 +52,17 @@ let package = Package(
         .product(name: "Yams", package: "Yams"),
       ],
       swiftSettings: staticRuntime),
+    // The lineage ledger (.pipeline/lineage.db): schema, migrations, recording, queries, exporters.
+    .target(
+      name: "DVLineage",
+      dependencies: ["DVBasics", "DVStorage", .product(name: "GRDB", package: "GRDB.swift")],
+      swiftSettings: staticRuntime),
     // The façade: one type per workspace operation, config, pointer files, the writer lock.
     .target(
       name: "DVWorkspace",
-      dependencies: ["DVBasics", "DVStorage", "DVPipeline", "DVPlugins", .product(name: "Yams", package: "Yams")],
+      dependencies: [
+        "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", .product(name: "Yams", package: "Yams"),
+      ],
       swiftSettings: staticRuntime),
     // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
     .target(
@@ -74,6 +81,7 @@ let package = Package(
     .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage"]),
     .testTarget(name: "DVRemotesTests", dependencies: ["DVRemotes", "DVBasics"]),
     .testTarget(name: "DVPluginsTests", dependencies: ["DVPlugins", "DVPipeline", "DVBasics"]),
+    .testTarget(name: "DVLineageTests", dependencies: ["DVLineage", "DVBasics"]),
     .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
   ],

@@ -5,7 +5,7 @@ import Foundation
 
 /// The `dv` command: parses, runs one workspace operation, renders the result.
 public struct DV: ParsableCommand {
-  public static let version = "0.1.0"
+  public static let version = Workspace.dvVersion
 
   public static let configuration = CommandConfiguration(
     commandName: "dv",
@@ -14,7 +14,7 @@ public struct DV: ParsableCommand {
     subcommands: [
       InitCommand.self, AddCommand.self, StatusCommand.self, CheckoutCommand.self, GCCommand.self,
       FsckCommand.self, ReproCommand.self, DAGCommand.self, StageCommand.self, MetricsCommand.self,
-      ParamsCommand.self, PluginsCommand.self,
+      ParamsCommand.self, PluginsCommand.self, LineageCommand.self,
     ])
 
   public init() {}

@@ -24,6 +24,9 @@ struct ReproCommand: ParsableCommand {
   @Flag(help: "After a failure, let stages that do not depend on it run.")
   var keepGoing = false
 
+  @Flag(help: "Run stale stages even when an earlier run with the same inputs left its outputs in the cache.")
+  var noRunCache = false
+
   @Option(name: .shortAndLong, help: "Run up to N independent stages at the same time.")
   var jobs = 1
 
@@ -43,6 +46,7 @@ struct ReproCommand: ParsableCommand {
     options.downstream = downstream
     options.keepGoing = keepGoing
     options.jobs = jobs
+    options.useRunCache = !noRunCache
     let outcomes = try global.workspace().repro(options, observer: ReproPrinter())
     if outcomes.isEmpty { print("no stages to run") }
   }
@@ -65,6 +69,11 @@ final class ReproPrinter: ReproObserver, @unchecked Sendable {
   }
 
   func stageFinished(_ name: String) {}
+
+  func stageRestored(_ name: String, reasons: [StaleReason]) {
+    let why = reasons.isEmpty ? "forced" : reasons.map(\.description).joined(separator: "; ")
+    say("Stage '\(name)' is stale (\(why)); restored its outputs from the run cache")
+  }
 
   private func say(_ line: String) {
     lock.lock()

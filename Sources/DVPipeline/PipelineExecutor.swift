@@ -15,6 +15,21 @@ public protocol ReproObserver: AnyObject, Sendable {
   func stageStarting(_ name: String, command: String, reasons: [StaleReason], dryRun: Bool)
   /// A stage ran and its outputs are recorded.
   func stageFinished(_ name: String)
+  /// A stale stage's outputs were checked out from the run cache instead of running it.
+  func stageRestored(_ name: String, reasons: [StaleReason])
+}
+
+/// Hears every stage run of `repro` for the lineage ledger, and answers run-cache lookups.
+public protocol RunRecorder: AnyObject {
+  /// A stage is up to date or frozen.
+  func stageSkipped(_ stage: Stage, summary: String)
+  /// A stale stage starts (runs or is restored); returns a token for `stageEnded`.
+  func stageStarted(_ stage: Stage, summary: String, pluginKind: String?, pluginVersion: String?, key: String)
+    -> Int64?
+  /// How the stage run ended, with its lock record when it succeeded.
+  func stageEnded(_ token: Int64?, outcome: StageOutcome, record: LockFile.StageRecord?)
+  /// The outputs of an earlier successful stage run with this run-cache key.
+  func reusableOutputs(key: String) -> [LockFile.Entry]?
 }
 
 /// What `dv repro` should do.
@@ -30,12 +45,16 @@ public struct ReproOptions: Sendable {
   public var keepGoing = false
   /// How many independent stages may run at the same time.
   public var jobs = 1
+  /// Restore a stale stage's outputs from an earlier run with the same inputs instead of running it.
+  public var useRunCache = true
   public init() {}
 }
 
 /// How one stage ended.
 public enum StageOutcome: Sendable, Equatable {
   case ran
+  /// Outputs checked out from the run cache.
+  case restored
   case skipped
   case wouldRun
   case failed(exitCode: Int32)
@@ -103,13 +122,15 @@ public final class PipelineExecutor {
   let cacheTypes: [LinkType]
   let observer: ReproObserver
   let registry: PluginRegistry
+  let recorder: RunRecorder?
   var lock: LockFile
 
   public init(
     pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver,
-    registry: PluginRegistry = .builtIn
+    registry: PluginRegistry = .builtIn, recorder: RunRecorder? = nil
   ) {
     self.registry = registry
+    self.recorder = recorder
     self.pipeline = pipeline
     self.lock = lock
     self.builder = builder
@@ -165,6 +186,7 @@ public final class PipelineExecutor {
     let completions = Locked<[(Int, Result<Void, Error>)]>([])
     let completed = DispatchSemaphore(value: 0)
     let sources = Locked<[Int: String]>([:])
+    var tokens: [Int: Int64?] = [:]
 
     while !pending.isEmpty || !running.isEmpty {
       // Start every stage whose upstream is settled, up to the job limit, in file order.
@@ -182,6 +204,7 @@ public final class PipelineExecutor {
           continue
         }
         if stage.frozen {
+          if !options.dryRun { recorder?.stageSkipped(stage, summary: try registry.summary(stage)) }
           observer.stageSkipped(stage.name, frozen: true)
           outcomes[i] = .skipped
           continue
@@ -194,19 +217,38 @@ public final class PipelineExecutor {
           for p in predecessors[i] where outcomes[p] == .wouldRun { reasons.append(.upstream(pipeline.stages[p].name)) }
         }
         if reasons.isEmpty && !options.force {
+          if !options.dryRun { recorder?.stageSkipped(stage, summary: try registry.summary(stage)) }
           observer.stageSkipped(stage.name, frozen: false)
           outcomes[i] = .skipped
           continue
         }
-        observer.stageStarting(
-          stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: options.dryRun)
         if options.dryRun {
+          observer.stageStarting(stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: true)
           outcomes[i] = .wouldRun
           continue
         }
-        try removeOutputs(of: stage, force: options.force)
-        for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
         let (plugin, config) = plugins[i]!
+        let key = try runCacheKey(stage, params: &params)
+        let builtIn = plugin.kind == ShellPlugin.kind
+        let token = recorder?.stageStarted(
+          stage, summary: try registry.summary(stage), pluginKind: builtIn ? nil : plugin.kind,
+          pluginVersion: builtIn ? nil : plugin.version, key: key)
+        tokens[i] = token
+        do {
+          // `--force` means run: an earlier run's outputs are not what was asked for.
+          if options.useRunCache && !options.force, let restored = try restoreFromRunCache(stage, key: key) {
+            recorder?.stageEnded(token, outcome: .restored, record: restored)
+            observer.stageRestored(stage.name, reasons: reasons)
+            outcomes[i] = .restored
+            continue
+          }
+          observer.stageStarting(stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: false)
+          try removeOutputs(of: stage, force: options.force)
+        } catch {
+          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
+          throw error
+        }
+        for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
         let observer = self.observer
         let name = stage.name
         let context = StageContext(
@@ -237,12 +279,31 @@ public final class PipelineExecutor {
       running.remove(index)
       let stage = pipeline.stages[index]
       if case .failure = result { rememberLeftovers(of: stage) }
+      let token = tokens[index] ?? nil
       switch result {
       case .success:
         var params = ParamsReader(root: root)
-        try record(stage, source: sources.withLock { $0[index] }, params: &params)
+        let recorded: LockFile.StageRecord
+        do {
+          recorded = try record(stage, source: sources.withLock { $0[index] }, params: &params)
+        } catch {
+          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
+          throw error
+        }
+        recorder?.stageEnded(token, outcome: .ran, record: recorded)
         observer.stageFinished(stage.name)
         outcomes[index] = .ran
+      case .failure(let error):
+        let code: Int32
+        switch error {
+        case StageRunError.exited(let exitCode): code = exitCode
+        case StageRunError.interrupted: code = 130
+        default: code = 1
+        }
+        recorder?.stageEnded(token, outcome: .failed(exitCode: code), record: nil)
+      }
+      switch result {
+      case .success: break
       case .failure(StageRunError.interrupted):
         interruptedStage = interruptedStage ?? stage.name
         outcomes[index] = .failed(exitCode: 130)
@@ -315,10 +376,13 @@ public final class PipelineExecutor {
   }
 
   /// Hashes and caches the outputs, hashes the dependencies, and writes the stage's lock entry.
-  private func record(_ stage: Stage, source: String?, params: inout ParamsReader) throws {
+  @discardableResult
+  private func record(_ stage: Stage, source: String?, params: inout ParamsReader) throws -> LockFile.StageRecord {
     var outs: [LockFile.Entry] = []
     for out in stage.outs {
-      guard let built = try builder.build(out.path, mode: out.cache ? .ingest(cacheTypes) : .inspect) else {
+      // Uncached outputs (metrics) are copied into the object store too, so the run cache can restore
+      // them; nothing else refers to them there, and `dv gc` removes them.
+      guard let built = try builder.build(out.path, mode: .ingest(out.cache ? cacheTypes : [.copy])) else {
         throw ReproError.missingOutput(stage: stage.name, path: out.path.value)
       }
       outs.append(LockFile.Entry(path: out.path, hash: built.hash, size: built.size, files: built.files))
@@ -339,11 +403,57 @@ public final class PipelineExecutor {
     }
     try builder.cache.sync()
     LeftoverOutputs(root: root, stage: stage.name).save([:])
-    lock.set(
-      LockFile.StageRecord(
-        cmd: try registry.fingerprint(stage), deps: deps, params: grouped, outs: outs, source: source),
-      for: stage.name)
+    let record = LockFile.StageRecord(
+      cmd: try registry.fingerprint(stage), deps: deps, params: grouped, outs: outs, source: source)
+    lock.set(record, for: stage.name)
     try lock.write(workspaceRoot: root)
+    return record
+  }
+
+  // MARK: - Run cache
+
+  /// SHA-256 of what determines a stage's outputs (DESIGN.md §6): its cmd or plugin identity,
+  /// its dependencies' hashes, its params' values and its outputs' paths.
+  private func runCacheKey(_ stage: Stage, params: inout ParamsReader) throws -> String {
+    var text = "dv-run-cache 1\n" + (try registry.fingerprint(stage)) + "\n"
+    for dep in stage.deps {
+      let hash = try builder.build(dep.path, mode: .inspect)?.hash.description ?? "missing"
+      text += "dep \(dep.path.value) \(hash)\n"
+    }
+    for param in stage.params {
+      let value = try params.value(of: param.key, in: param.file).map(YAMLText.canonical) ?? "(none)"
+      text += "param \(param.file.value) \(param.key) \(value)\n"
+    }
+    for out in stage.outs { text += "out \(out.path.value) \(out.cache ? "cache" : "no-cache")\n" }
+    return SHA256Hasher.hash(Array(text.utf8)).description
+  }
+
+  /// Checks out the outputs of an earlier run with the same key, when every one of them is in
+  /// the cache; returns the new lock record, or nil when the stage must run.
+  private func restoreFromRunCache(_ stage: Stage, key: String) throws -> LockFile.StageRecord? {
+    guard !stage.alwaysChanged, stage.outs.contains(where: \.cache), let recorder,
+      let outs = recorder.reusableOutputs(key: key),
+      Set(outs.map(\.path)) == Set(stage.outs.map(\.path))
+    else { return nil }
+    let checkout = DataCheckout(builder: builder)
+    // Everything must be restorable before anything is touched.
+    for entry in outs {
+      guard builder.cache.contains(entry.hash) else { return nil }
+      if entry.kind == .dir {
+        guard let manifest = try? builder.cache.manifest(entry.hash),
+          manifest.entries.allSatisfy({ builder.cache.contains($0.hash) })
+        else { return nil }
+      }
+    }
+    try removeOutputs(of: stage, force: false)
+    for entry in outs {
+      try FileSystem.createDirectory(entry.path.parent.absolute(under: root))
+      let plan = try checkout.plan(entry.path, kind: entry.kind, hash: entry.hash)
+      if !plan.missing.isEmpty { return nil }
+      _ = try checkout.apply(plan, types: cacheTypes, force: true)
+    }
+    var params = ParamsReader(root: root)
+    return try record(stage, source: lock.record(for: stage.name)?.source, params: &params)
   }
 }
 

@@ -1,4 +1,5 @@
 import DVBasics
+import DVLineage
 import DVStorage
 
 /// What `dv add` recorded for one target.
@@ -52,7 +53,25 @@ extension Workspace {
           path: target, pointer: pointer.location, kind: built.kind, hash: built.hash, size: built.size,
           files: built.files, changed: changed, gitignore: gitignore))
     }
+    try recordAdd(results.filter(\.changed))
     return AddResult(added: results, usesGit: !config.noSCM)
+  }
+
+  /// A `dv add` that changed something is a run in the ledger, with one stage run named
+  /// `dv add` whose outs are the added data.
+  private func recordAdd(_ added: [AddedData]) throws {
+    if added.isEmpty { return }
+    let ledger = try openLedger()
+    let run = try beginLedgerRun(ledger, command: "add")
+    let stageRun = try ledger.beginStageRun(
+      run: run, stage: "dv add", action: "dv add " + added.map(\.path.value).joined(separator: " "), pluginKind: nil,
+      pluginVersion: nil, key: nil)
+    try ledger.finishStageRun(
+      stageRun, outcome: .ran, exitCode: 0,
+      outs: added.map {
+        RecordedArtifact(path: $0.path.value, hash: $0.hash.description, size: $0.size, files: $0.files)
+      })
+    try ledger.finishRun(run, status: .succeeded)
   }
 
   private func validateAddTargets(_ userPaths: [String]) throws -> [RelativePath] {

@@ -1,4 +1,5 @@
 import DVBasics
+import DVLineage
 import DVPipeline
 
 extension Workspace {
@@ -8,9 +9,14 @@ extension Workspace {
     let lock = try lockForWriting()
     defer { lock.release() }
     guard let pipeline = try pipeline() else { return [] }
+    var recorder: LedgerRecorder?
+    if !options.dryRun {
+      let ledger = try openLedger()
+      recorder = LedgerRecorder(ledger: ledger, runID: try beginLedgerRun(ledger, command: "repro"))
+    }
     let executor = PipelineExecutor(
       pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: try builder(),
-      cacheTypes: config.cacheTypes, observer: observer, registry: plugins)
+      cacheTypes: config.cacheTypes, observer: observer, registry: plugins, recorder: recorder)
     if !config.noSCM && !options.dryRun {
       // Cached outputs belong in the cache, not in git, as with `dv add`.
       for stage in pipeline.stages {
@@ -20,6 +26,16 @@ extension Workspace {
         }
       }
     }
-    return try executor.run(options)
+    do {
+      let outcomes = try executor.run(options)
+      if let recorder { try? recorder.ledger.finishRun(recorder.runID, status: .succeeded) }
+      return outcomes
+    } catch {
+      if let recorder {
+        let status: RunStatus = (error as? DVError)?.kind == .interrupted ? .interrupted : .failed
+        try? recorder.ledger.finishRun(recorder.runID, status: status)
+      }
+      throw error
+    }
   }
 }

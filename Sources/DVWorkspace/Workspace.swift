@@ -7,6 +7,9 @@ import Foundation
 /// Each user-facing operation is an extension in `Workspace+<Operation>.swift` that returns a
 /// result value; nothing here prints.
 public final class Workspace: @unchecked Sendable {
+  /// dv's version, recorded with every run in the ledger.
+  public static let dvVersion = "0.1.0"
+
   /// The absolute, symlink-free root (the directory holding `.pipeline/`).
   public let root: String
   /// `root/.pipeline`.
