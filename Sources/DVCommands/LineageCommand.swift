@@ -36,7 +36,9 @@ struct LineageShow: ParsableCommand {
 
   func validate() throws {
     if depth < 1 { throw ValidationError("--depth must be at least 1") }
-    if [json, dot, mermaid].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --dot, --mermaid") }
+    if [json, dot, mermaid].filter({ $0 }).count > 1 {
+      throw ValidationError("choose one of --json, --dot, --mermaid")
+    }
   }
 
   func run() throws {

@@ -68,7 +68,8 @@ extension LineageLedger {
       try db.read { db in
         try Row.fetchAll(
           db,
-          sql: "SELECT path, hash, size, files, value FROM artifacts WHERE stage_run_id = ? AND role = ? ORDER BY rowid",
+          sql:
+            "SELECT path, hash, size, files, value FROM artifacts WHERE stage_run_id = ? AND role = ? ORDER BY rowid",
           arguments: [stageRun, role]
         ).map { RecordedArtifact(path: $0[0], hash: $0[1], size: $0[2], files: $0[3], value: $0[4]) }
       }
@@ -193,7 +194,9 @@ extension LineageLedger {
     try wrap {
       try db.read { db in
         let artifacts = try db.makeStatement(
-          sql: "SELECT role, path, hash, size, files FROM artifacts WHERE stage_run_id = ? AND role != 'param' ORDER BY rowid")
+          sql:
+            "SELECT role, path, hash, size, files FROM artifacts WHERE stage_run_id = ? AND role != 'param' ORDER BY rowid"
+        )
         let cursor = try Row.fetchCursor(
           db, sql: "SELECT \(StageRunRecord.columns) \(Self.fromJoin) WHERE s.outcome != 'skipped' ORDER BY s.id")
         while let row = try cursor.next() {

@@ -128,7 +128,8 @@ extension LineageLedger {
             """,
           arguments: [outcome.rawValue, exitCode, Self.now(), id])
         let insert = try db.makeStatement(
-          sql: "INSERT INTO artifacts (stage_run_id, role, path, hash, size, files, value) VALUES (?, ?, ?, ?, ?, ?, ?)")
+          sql: "INSERT INTO artifacts (stage_run_id, role, path, hash, size, files, value) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
         for (role, list) in [("dep", deps), ("param", params), ("out", outs)] {
           for a in list {
             try insert.execute(arguments: [

@@ -19,7 +19,9 @@ extension LineageNode {
   }
 
   /// Every node and step once, with edges in the direction data flows.
-  func edges(direction: LineageTracer.Direction) -> (nodes: [String: String], runs: [Int64: String], edges: [(String, String)]) {
+  func edges(direction: LineageTracer.Direction) -> (
+    nodes: [String: String], runs: [Int64: String], edges: [(String, String)]
+  ) {
     var nodes: [String: String] = [:]
     var runs: [Int64: String] = [:]
     var edges: [(String, String)] = []
@@ -171,7 +173,9 @@ public enum OpenLineageExporter {
   }
 
   private static func json(_ value: [String: Any]) throws -> String {
-    String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    String(
+      decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]),
+      as: UTF8.self)
   }
 
   /// A stable UUID (version 4 layout) from a name: OpenLineage wants UUIDs for run ids.

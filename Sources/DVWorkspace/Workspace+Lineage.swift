@@ -95,7 +95,9 @@ extension Workspace {
 /// The commit a run started from, and whether tracked files differed from it.
 enum GitState {
   static func read(root: String) -> (String?, Bool?) {
-    guard let head = run(["rev-parse", "--verify", "-q", "HEAD"], root: root)?.trimmingCharacters(in: .whitespacesAndNewlines),
+    guard
+      let head = run(["rev-parse", "--verify", "-q", "HEAD"], root: root)?.trimmingCharacters(
+        in: .whitespacesAndNewlines),
       !head.isEmpty
     else { return (nil, nil) }
     let status = run(["status", "--porcelain", "--untracked-files=no"], root: root)
@@ -148,7 +150,9 @@ extension Workspace {
           return [try tracer.trace(path: path.value, hash: hash, size: past.size, files: past.files)]
         }
       } else if let current = try currentVersion(of: path) {
-        return [try tracer.trace(path: path.value, hash: current.hash.description, size: current.size, files: current.files)]
+        return [
+          try tracer.trace(path: path.value, hash: current.hash.description, size: current.size, files: current.files)
+        ]
       }
     }
     // A stage: the outputs of its latest successful run (in `run`, when given).
