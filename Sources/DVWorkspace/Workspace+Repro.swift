@@ -1,4 +1,5 @@
 import DVBasics
+import Foundation
 import DVLineage
 import DVPipeline
 
@@ -10,7 +11,8 @@ extension Workspace {
     defer { lock.release() }
     guard let pipeline = try pipeline() else { return [] }
     var recorder: LedgerRecorder?
-    if !options.dryRun {
+    // DV_NO_LEDGER=1 exists only so Benchmarks/bench-lineage can measure what recording costs.
+    if !options.dryRun && ProcessInfo.processInfo.environment["DV_NO_LEDGER"] != "1" {
       let ledger = try openLedger()
       recorder = LedgerRecorder(ledger: ledger, runID: try beginLedgerRun(ledger, command: "repro"))
     }
