@@ -21,8 +21,7 @@ public struct ExternalPlugin: StagePlugin {
   static func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
 
   static func isValidKind(_ kind: String) -> Bool {
-    !kind.isEmpty
-      && kind.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" }
+    !kind.isEmpty && kind.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_" }
   }
 
   public func validate(config: PluginConfig) throws {}
