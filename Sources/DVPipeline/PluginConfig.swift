@@ -10,15 +10,19 @@ public struct PluginConfig: Sendable {
   public var locations: [String: SourceLocation]
   /// The stage's `wdir`: paths in options are relative to it, like `deps` and `outs`.
   public var wdir: RelativePath
+  /// The stage's declared outputs (workspace-relative), so that a plugin can default an output
+  /// option to them, or check it against them, when stages.yaml is loaded.
+  public var outs: [RelativePath]
 
   public init(
     value: ConfigValue, location: SourceLocation, locations: [String: SourceLocation] = [:],
-    wdir: RelativePath = .root
+    wdir: RelativePath = .root, outs: [RelativePath] = []
   ) {
     self.value = value
     self.location = location
     self.locations = locations
     self.wdir = wdir
+    self.outs = outs
   }
 
   /// Where the option at a dotted path was written: the nearest recorded place.

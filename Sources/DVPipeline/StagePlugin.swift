@@ -185,7 +185,7 @@ public struct PluginRegistry: Sendable {
     case .plugin(let kind, let with):
       let config = PluginConfig(
         value: with, location: stage.configLocations[""] ?? stage.location, locations: stage.configLocations,
-        wdir: stage.wdir)
+        wdir: stage.wdir, outs: stage.outs.map(\.path))
       return (try plugin(kind: kind, at: stage.location), config)
     }
   }
