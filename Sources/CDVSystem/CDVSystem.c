@@ -142,6 +142,8 @@ static void install(void) {
   installed = 1;
 }
 
+void dv_forward_signals_install(void) { install(); }
+
 void dv_forward_signals_add(int pgid) {
   install();
   for (int i = 0; i < DV_MAX_GROUPS; i++) {

@@ -166,6 +166,9 @@ public final class PipelineExecutor {
   /// finished when a stage fails or a signal arrives.
   public func run(_ options: ReproOptions) throws -> [(name: String, outcome: StageOutcome)] {
     let selected = try selection(options)
+    // From here a Ctrl-C is noted, not fatal: plugins working inside dv stop at their next check,
+    // and finished stages stay recorded.
+    if !options.dryRun { dv_forward_signals_install() }
     var plugins: [Int: (any StagePlugin, PluginConfig)] = [:]
     for i in selected {
       let resolved = try registry.resolve(pipeline.stages[i])
@@ -280,6 +283,10 @@ public final class PipelineExecutor {
       let stage = pipeline.stages[index]
       if case .failure = result { rememberLeftovers(of: stage) }
       let token = tokens[index] ?? nil
+      if dv_received_signal() != 0 {
+        interruptedStage = interruptedStage ?? stage.name
+        stopStarting = true
+      }
       switch result {
       case .success:
         var params = ParamsReader(root: root)

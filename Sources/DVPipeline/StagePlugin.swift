@@ -37,6 +37,15 @@ public struct StageContext: Sendable {
     }
   }
 
+  /// True once dv received SIGINT/SIGTERM/SIGHUP: long-running plugins check it (every few
+  /// thousand rows) and throw `StageRunError.interrupted`, leaving no partial output.
+  public var isInterrupted: Bool { dv_received_signal() != 0 }
+
+  /// Throws `StageRunError.interrupted` once dv received a signal.
+  public func checkInterrupted() throws {
+    if isInterrupted { throw StageRunError.interrupted }
+  }
+
   /// The absolute path of a workspace-relative path.
   public func absolute(_ path: RelativePath) -> String { path.absolute(under: workspaceRoot) }
 }

@@ -1,7 +1,7 @@
 import DVBasics
-import Foundation
 import DVLineage
 import DVPipeline
+import Foundation
 
 extension Workspace {
   /// Runs the stale stages of stages.yaml (see `PipelineExecutor`), holding the writer lock.

@@ -58,7 +58,8 @@ final class LineageTests: DVTestCase {
   func chain(_ node: [String: Any]) -> [String] {
     guard let run = (node["runs"] as? [[String: Any]])?.first else { return [] }
     let params = (run["params"] as? [String: String]) ?? [:]
-    let label = (run["stage"] as? String ?? "?") + (params.isEmpty ? "" : " " + params.map { "\($0)=\($1)" }.sorted().joined())
+    let label =
+      (run["stage"] as? String ?? "?") + (params.isEmpty ? "" : " " + params.map { "\($0)=\($1)" }.sorted().joined())
     let below = (run["artifacts"] as? [[String: Any]])?.first.map(chain) ?? []
     return [label] + below
   }
@@ -144,7 +145,10 @@ final class LineageTests: DVTestCase {
       XCTAssertNotNil(event["producer"] as? String)
       XCTAssertTrue((event["schemaURL"] as? String ?? "").contains("RunEvent"))
     }
-    let complete = try XCTUnwrap(events.first { ($0["job"] as? [String: Any])?["name"] as? String == "prepare" && $0["eventType"] as? String == "COMPLETE" })
+    let complete = try XCTUnwrap(
+      events.first {
+        ($0["job"] as? [String: Any])?["name"] as? String == "prepare" && $0["eventType"] as? String == "COMPLETE"
+      })
     XCTAssertEqual((complete["inputs"] as? [[String: Any]])?.first?["name"] as? String, "data/raw.txt")
     XCTAssertEqual((complete["outputs"] as? [[String: Any]])?.first?["name"] as? String, "data/prepared.txt")
   }

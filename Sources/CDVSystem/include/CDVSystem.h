@@ -74,6 +74,11 @@ int dv_wait_any_exit_code(int *pid);
 /// The signal dv received since the forwarding was installed (0: none).
 int dv_received_signal(void);
 
+/// Installs dv's SIGINT/SIGTERM/SIGHUP handler (idempotent): from then on a signal is recorded
+/// (see dv_received_signal) and forwarded to registered process groups instead of killing dv,
+/// so that work in dv's own process can stop cleanly.
+void dv_forward_signals_install(void);
+
 /// waitpid for `pid`, retried on EINTR; returns the exit code, 128 + signal number when the
 /// child was killed, or -1 with errno.
 int dv_wait_exit_code(int pid);
