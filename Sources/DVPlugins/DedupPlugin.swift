@@ -86,6 +86,8 @@ public struct DedupPlugin: StagePlugin {
       let inputPath = context.absolute(settings.input)
       let duplicates = try findDuplicates(settings, path: inputPath, context: context)
       let reader = try TableReader(path: inputPath, displayName: settings.input.value)
+      // The first pass validated every line; the copy pass only needs line boundaries.
+      reader.parsesFields = false
       try FileSystem.createDirectory(settings.output.parent.absolute(under: context.workspaceRoot))
       let writer = try TableWriter(
         path: context.absolute(settings.output), type: settings.outputType, columns: reader.columns)

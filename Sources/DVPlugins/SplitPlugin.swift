@@ -311,24 +311,29 @@ private final class Strata {
 /// SHA-256 of a seed and a value through one reused OpenSSL context (no allocation per row).
 private final class FractionHasher {
   private let context: OpaquePointer
+  /// Fetched once: `EVP_sha256()` would be looked up behind a lock on every initialisation,
+  /// which costs four times the hash of a short key.
+  private let method: OpaquePointer
   private let digest: UnsafeMutablePointer<UInt8>
   private let seed: [UInt8]
 
   init(seed: String) {
     OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_LOAD_CONFIG), nil)
     context = EVP_MD_CTX_new()
+    method = EVP_MD_fetch(nil, "SHA256", nil)
     digest = .allocate(capacity: Int(EVP_MAX_MD_SIZE))
     self.seed = Array(seed.utf8)
   }
 
   deinit {
     EVP_MD_CTX_free(context)
+    EVP_MD_free(method)
     digest.deallocate()
   }
 
   /// The first 8 bytes of SHA-256(seed + value), big-endian, as a fraction in [0, 1).
   func fraction(_ value: UnsafeRawBufferPointer) -> Double {
-    EVP_DigestInit_ex(context, EVP_sha256(), nil)
+    EVP_DigestInit_ex2(context, method, nil)
     if !seed.isEmpty { seed.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) } }
     if value.count > 0 { EVP_DigestUpdate(context, value.baseAddress, value.count) }
     var length: UInt32 = 0
