@@ -89,6 +89,11 @@ public struct SplitPlugin: StagePlugin {
     context.log(
       "split: \(result.inputRows) rows into "
         + settings.parts.enumerated().map { "\($1.name) \(result.rows[$0])" }.joined(separator: ", "))
+    if result.rowsWithoutKey > 0, let key = settings.key {
+      context.log(
+        "split: warning: \(result.rowsWithoutKey) rows have no value for '\(key)' (missing or null); "
+          + "they all go to the same part")
+    }
     guard let report else { return }
     var splits: [String: JSONValue] = [:]
     for (i, part) in settings.parts.enumerated() {
@@ -116,6 +121,7 @@ public struct SplitPlugin: StagePlugin {
   struct Result: Sendable {
     var inputRows = 0
     var rows: [Int]
+    var rowsWithoutKey = 0
     var strata: [(name: String, rows: [Int])] = []
   }
 
@@ -165,14 +171,19 @@ private final class SplitRun {
     return nil
   }
 
+  /// Rows of the last pass without a key value (missing or null): they all land in one part.
+  var rowsWithoutKey = 0
+
   /// The hash fraction of the current row.
   func fraction(_ reader: TableReader, keyColumn: inout Int?) -> Double {
     if settings.key == nil { return hasher.fraction(reader.rawRecord) }
     if keyColumn == nil { keyColumn = reader.columnIndex(settings.key!) }
-    guard let keyColumn else { return hasher.fraction(UnsafeRawBufferPointer(start: nil, count: 0)) }
-    let field = reader.field(keyColumn)
-    let empty = field.kind == .missing || field.kind == .null
-    return hasher.fraction(empty ? UnsafeRawBufferPointer(start: nil, count: 0) : field.bytes)
+    let field = keyColumn.map(reader.field)
+    guard let field, field.kind != .missing && field.kind != .null else {
+      rowsWithoutKey += 1
+      return hasher.fraction(UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+    return hasher.fraction(field.bytes)
   }
 
   func run() throws -> SplitPlugin.Result {
@@ -187,6 +198,7 @@ private final class SplitRun {
         columns: reader.columns)
     }
     var result = SplitPlugin.Result(rows: Array(repeating: 0, count: writers.count))
+    rowsWithoutKey = 0
     var stratumRows = Array(repeating: 0, count: (strata?.names.count ?? 0) * writers.count)
     while try reader.next() {
       let fraction = fraction(reader, keyColumn: &keyColumn)
@@ -204,6 +216,7 @@ private final class SplitRun {
     }
     for writer in writers { try writer.commit() }
     result.inputRows = reader.rowNumber
+    result.rowsWithoutKey = rowsWithoutKey
     if let strata {
       result.strata = strata.names.enumerated().map { s, name in
         (name, Array(stratumRows[s * writers.count..<(s + 1) * writers.count]))
@@ -240,7 +253,8 @@ private final class Strata {
   let parts: Int
   var names: [String] = []
   private var indexes: [Hash128: Int] = [:]
-  var histogram: [Int] = []
+  /// 32-bit counts: 10,000 strata of 1024 slices take 40 MB.
+  var histogram: [UInt32] = []
   /// Per stratum, for each part but the last: the first slice past that part.
   private var boundaries: [Int] = []
 
@@ -274,16 +288,16 @@ private final class Strata {
     boundaries = []
     for s in 0..<names.count {
       let counts = histogram[s * slices..<(s + 1) * slices]
-      let total = counts.reduce(0, +)
+      let total = counts.reduce(0) { $0 + Int($1) }
       var previous = 0
       for part in 0..<(parts - 1) {
         let target = cumulative[part] * Double(total)
-        var below = counts[counts.startIndex..<counts.startIndex + previous].reduce(0, +)
+        var below = counts[counts.startIndex..<counts.startIndex + previous].reduce(0) { $0 + Int($1) }
         var best = Double.infinity
         var first = previous
         var last = previous
         for edge in previous...slices {
-          if edge > previous { below += counts[counts.startIndex + edge - 1] }
+          if edge > previous { below += Int(counts[counts.startIndex + edge - 1]) }
           let distance = abs(Double(below) - target)
           if distance < best {
             best = distance

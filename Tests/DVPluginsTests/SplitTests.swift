@@ -144,4 +144,13 @@ final class SplitTests: TableTestCase {
       configurationError(split("input: in.csv, ratios: {a: 1}"), "split"),
       "stages.yaml:4:11: plugin 'split' needs option 'outdir' (a string)")
   }
+
+  func testRowsWithoutTheKeyAreCountedInTheLog() async throws {
+    try file("in.jsonl", "{\"id\": 1}\n{\"id\": null}\n{\"other\": 3}\n")
+    let failure = try await runStage(split("input: in.jsonl, outdir: s, ratios: {a: 0.5, b: 0.5}, key: id"), "split")
+    XCTAssertNil(failure)
+    XCTAssertEqual(
+      logged.withLock { $0 }.last,
+      "split: warning: 2 rows have no value for 'id' (missing or null); they all go to the same part")
+  }
 }

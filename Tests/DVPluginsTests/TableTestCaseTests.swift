@@ -8,6 +8,8 @@ import XCTest
 /// A temporary directory per test, and helpers to write and read table files in it.
 class TableTestCase: XCTestCase {
   var directory: String!
+  /// The log lines of the stages run by `runStage`.
+  let logged = Locked<[String]>([])
 
   override func setUpWithError() throws {
     directory = FileSystem.realPath(NSTemporaryDirectory())! + "/dv-tables-\(UUID().uuidString)"
@@ -95,7 +97,12 @@ extension TableTestCase {
     let stage = try XCTUnwrap(pipeline.stages.first { $0.name == name })
     let (plugin, config) = try BuiltInPlugins.registry(searchPath: []).resolve(stage)
     try plugin.validate(config: config)
-    return (plugin, StageContext(stage: stage, config: config, workspaceRoot: directory, output: { _ in }))
+    let logged = self.logged
+    return (
+      plugin,
+      StageContext(
+        stage: stage, config: config, workspaceRoot: directory, output: { line in logged.withLock { $0.append(line) } })
+    )
   }
 
   /// Runs one stage of `yaml`; its failure message, or nil when it succeeded.

@@ -1,3 +1,6 @@
+import CDVSystem
+import DVPipeline
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -93,6 +96,7 @@ public final class TableReader {
 
   /// Advances to the next record; false at the end. Malformed input throws
   /// `TableError.malformed` naming the line where the record starts. Blank lines are skipped.
+  /// Throws `StageRunError.interrupted` once dv has received SIGINT/SIGTERM/SIGHUP.
   public func next() throws -> Bool {
     start += consumed
     consumed = 0
@@ -122,6 +126,8 @@ public final class TableReader {
   /// fills it. False at the end of the input.
   private func fill() throws -> Bool {
     if atEndOfInput { return false }
+    // Checked once per read: a stage reading gigabytes stops soon after Ctrl-C.
+    if dv_received_signal() != 0 { throw StageRunError.interrupted }
     if start > 0 {
       if end > start { buffer.update(from: buffer + start, count: end - start) }
       end -= start
