@@ -17,7 +17,7 @@ import DVPipeline
 /// `percentiles` (`p50`, `p99_9`, …: exact while the column's values fit a fixed budget, then a
 /// KLL sketch, `percentiles_approximate: true`), for strings `length` {min, max, mean} in
 /// characters, for booleans `true` and `false` counts, and `top`: the most frequent values with
-/// counts (exact while there are few distinct values, then Space-Saving, `top_approximate: true`).
+/// counts (exact while there are few distinct values, then Misra-Gries, `top_approximate: true`).
 /// In CSV, which is untyped, a column is a number column when every non-null value parses as one.
 public struct ProfilePlugin: StagePlugin {
   public static let kind = "profile"
@@ -111,11 +111,10 @@ final class TableProfiler {
         )
       }
     }
-    addColumns()
   }
 
   /// Profiles for columns that appeared (all CSV columns at once; JSONL keys as they are met).
-  private func addColumns() {
+  private func addColumns(to profiles: inout [ColumnProfile]) {
     let isCSV = reader.type.format == .csv
     let total = wanted?.count ?? reader.columns.count
     // Exact percentiles keep every value; the budget is shared by the columns.
@@ -129,22 +128,26 @@ final class TableProfiler {
           percentileExactLimit: exactValues))
     }
     knownColumnCount = reader.columns.count
-    if let wanted {
-      profiles.sort { wanted.firstIndex(of: $0.name)! < wanted.firstIndex(of: $1.name)! }
-    }
   }
 
   func scan() throws {
+    var profiles: [ColumnProfile] = []
+    addColumns(to: &profiles)
+    let reader = self.reader
     while try reader.next() {
-      if reader.columns.count != knownColumnCount { addColumns() }
-      for profile in profiles { profile.add(reader.field(profile.index)) }
+      if reader.columns.count != knownColumnCount { addColumns(to: &profiles) }
+      profiles.withUnsafeMutableBufferPointer { columns in
+        for i in columns.indices { columns[i].add(reader.field(columns[i].index)) }
+      }
     }
     rows = reader.rowNumber
     if let wanted {
       for column in wanted where !profiles.contains(where: { $0.name == column }) {
         throw StageRunError.failed("\(name): no row has the key '\(column)'; fix the 'columns' option")
       }
+      profiles.sort { wanted.firstIndex(of: $0.name)! < wanted.firstIndex(of: $1.name)! }
     }
+    self.profiles = profiles
   }
 
   func report() throws -> JSONValue {
@@ -160,8 +163,9 @@ final class TableProfiler {
 }
 
 /// The running summaries of one column. Adding a value allocates nothing: hashing reads the
-/// field's bytes in place, and the sketches have fixed storage.
-final class ColumnProfile {
+/// field's bytes in place, and the sketches have fixed storage. A struct, mutated in place in an
+/// array: a class's stored properties would pay for a dynamic exclusivity check on every access.
+struct ColumnProfile {
   let name: String
   let index: Int
   private let isCSV: Bool
@@ -199,7 +203,7 @@ final class ColumnProfile {
   }
 
   @inline(__always)
-  func add(_ field: Field) {
+  mutating func add(_ field: Field) {
     let seed: UInt64
     switch field.kind {
     case .missing, .null: return
@@ -246,7 +250,7 @@ final class ColumnProfile {
   }
 
   @inline(__always)
-  private func addNumber(_ value: Double) {
+  private mutating func addNumber(_ value: Double) {
     numeric += 1
     if value < minimum { minimum = value }
     if value > maximum { maximum = value }

@@ -207,7 +207,9 @@ package struct Schema {
 }
 
 /// A POSIX extended regular expression, compiled once (`regcomp`), matched against NUL-terminated
-/// bytes without creating strings.
+/// bytes without creating strings. Patterns that are plain text, optionally anchored (`^SELECT `,
+/// `\.csv$`), are matched by comparing bytes: several times faster than `regexec`, and common in
+/// schemas.
 package final class POSIXRegex {
   /// Why a pattern did not compile, in regerror's words.
   package struct CompileError: Error {
@@ -217,9 +219,12 @@ package final class POSIXRegex {
   private var compiled = regex_t()
   /// The pattern as written.
   package let pattern: String
+  /// For plain-text patterns: the text and its anchors.
+  private let literal: (text: [UInt8], atStart: Bool, atEnd: Bool)?
 
   package init(_ pattern: String) throws {
     self.pattern = pattern
+    literal = Self.literal(pattern)
     let code = regcomp(&compiled, pattern, REG_EXTENDED | REG_NOSUB)
     if code != 0 {
       var buffer = [CChar](repeating: 0, count: 256)
@@ -231,6 +236,33 @@ package final class POSIXRegex {
 
   deinit { regfree(&compiled) }
 
+  /// The text a pattern matches when it has no operators (escaped ones count as text).
+  private static func literal(_ pattern: String) -> (text: [UInt8], atStart: Bool, atEnd: Bool)? {
+    var bytes = Array(pattern.utf8)
+    let atStart = bytes.first == UInt8(ascii: "^")
+    if atStart { bytes.removeFirst() }
+    var atEnd = false
+    var text: [UInt8] = []
+    var i = 0
+    while i < bytes.count {
+      let byte = bytes[i]
+      if byte == UInt8(ascii: "\\") {
+        guard i + 1 < bytes.count, Array(".[]()*+?{}|^$\\".utf8).contains(bytes[i + 1]) else { return nil }
+        text.append(bytes[i + 1])
+        i += 2
+        continue
+      }
+      if byte == UInt8(ascii: "$") && i == bytes.count - 1 {
+        atEnd = true
+        break
+      }
+      if Array(".[]()*+?{}|^$".utf8).contains(byte) { return nil }
+      text.append(byte)
+      i += 1
+    }
+    return (text, atStart, atEnd)
+  }
+
   /// True when the NUL-terminated string at `text` matches somewhere.
   package func matches(_ text: UnsafePointer<CChar>) -> Bool {
     regexec(&compiled, text, 0, nil, 0) == 0
@@ -238,6 +270,9 @@ package final class POSIXRegex {
 
   /// True when `bytes` match somewhere; `scratch` is reused to add the terminating NUL.
   package func matches(_ bytes: UnsafeRawBufferPointer, scratch: inout [CChar]) -> Bool {
+    if let literal, !bytes.contains(0) {
+      return Self.contains(bytes, literal.text, atStart: literal.atStart, atEnd: literal.atEnd)
+    }
     if scratch.count < bytes.count + 1 { scratch = [CChar](repeating: 0, count: bytes.count * 2 + 64) }
     return scratch.withUnsafeMutableBufferPointer { buffer in
       if bytes.count > 0 {
@@ -246,5 +281,27 @@ package final class POSIXRegex {
       buffer[bytes.count] = 0
       return matches(buffer.baseAddress!)
     }
+  }
+
+  private static func contains(_ bytes: UnsafeRawBufferPointer, _ text: [UInt8], atStart: Bool, atEnd: Bool) -> Bool {
+    let n = text.count
+    guard bytes.count >= n else { return false }
+    func equal(at offset: Int) -> Bool {
+      text.withUnsafeBytes { memcmp(bytes.baseAddress! + offset, $0.baseAddress!, n) == 0 }
+    }
+    if n == 0 { return !(atStart && atEnd) || bytes.isEmpty }
+    if atStart && atEnd { return bytes.count == n && equal(at: 0) }
+    if atStart { return equal(at: 0) }
+    if atEnd { return equal(at: bytes.count - n) }
+    var offset = 0
+    while offset + n <= bytes.count {
+      guard let hit = memchr(bytes.baseAddress! + offset, Int32(text[0]), bytes.count - offset - n + 1) else {
+        return false
+      }
+      offset = hit - UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
+      if equal(at: offset) { return true }
+      offset += 1
+    }
+    return false
   }
 }

@@ -136,11 +136,104 @@ package struct HyperLogLog: Sendable {
   }
 }
 
+/// A set of 64-bit hashes mapped to small integers: open addressing with linear probing. The keys
+/// are already well mixed, so they index the table directly instead of being hashed again as
+/// Swift's Set and Dictionary would (that rehashing was a tenth of the profile plugin's time).
+struct HashIndex {
+  private var keys: [UInt64]
+  private var values: [Int32]
+  private var mask: Int
+  private(set) var count = 0
+  /// Key 0 marks an empty bucket; a real 0 is stored as this instead (a collision of two hashes
+  /// out of 2^64, which the statistics tolerate).
+  private static let zeroKey: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+  init(capacity: Int = 16) {
+    var size = 16
+    while size < capacity * 2 { size <<= 1 }
+    keys = [UInt64](repeating: 0, count: size)
+    values = [Int32](repeating: 0, count: size)
+    mask = size - 1
+  }
+
+  @inline(__always)
+  private func bucket(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key) & mask }
+
+  /// The value stored for `key`, if any.
+  @inline(__always)
+  func value(for hash: UInt64) -> Int32? {
+    let key = hash == 0 ? Self.zeroKey : hash
+    var i = bucket(key)
+    while true {
+      let found = keys[i]
+      if found == key { return values[i] }
+      if found == 0 { return nil }
+      i = (i + 1) & mask
+    }
+  }
+
+  /// Stores `value` for `hash`; false when the key was already there (its value is kept).
+  @discardableResult
+  @inline(__always)
+  mutating func insert(_ hash: UInt64, value: Int32 = 0) -> Bool {
+    let key = hash == 0 ? Self.zeroKey : hash
+    var i = bucket(key)
+    while true {
+      let found = keys[i]
+      if found == key { return false }
+      if found == 0 { break }
+      i = (i + 1) & mask
+    }
+    keys[i] = key
+    values[i] = value
+    count += 1
+    if count * 2 > keys.count { grow() }
+    return true
+  }
+
+  /// Removes `hash`, shifting later entries of its probe run back so lookups still find them.
+  mutating func remove(_ hash: UInt64) {
+    let key = hash == 0 ? Self.zeroKey : hash
+    var i = bucket(key)
+    while keys[i] != key {
+      if keys[i] == 0 { return }
+      i = (i + 1) & mask
+    }
+    count -= 1
+    var hole = i
+    var j = i
+    while true {
+      j = (j + 1) & mask
+      let moving = keys[j]
+      if moving == 0 { break }
+      let home = bucket(moving)
+      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+      let fits = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j)
+      if fits {
+        keys[hole] = moving
+        values[hole] = values[j]
+        hole = j
+      }
+    }
+    keys[hole] = 0
+  }
+
+  private mutating func grow() {
+    let oldKeys = keys
+    let oldValues = values
+    keys = [UInt64](repeating: 0, count: oldKeys.count * 2)
+    values = [Int32](repeating: 0, count: oldKeys.count * 2)
+    mask = keys.count - 1
+    count = 0
+    for (i, key) in oldKeys.enumerated() where key != 0 { insert(key, value: oldValues[i]) }
+  }
+}
+
 /// Counts distinct values exactly (by 64-bit hash) up to a limit, then by HyperLogLog, which is
 /// fed from the start so that switching loses nothing.
 package struct DistinctCounter {
   package let exactLimit: Int
-  private var exact = Set<UInt64>()
+  private var exact = HashIndex()
   /// False once more than `exactLimit` distinct values were seen.
   package private(set) var isExact = true
   private var sketch = HyperLogLog()
@@ -154,7 +247,7 @@ package struct DistinctCounter {
       exact.insert(hash)
       if exact.count > exactLimit {
         isExact = false
-        exact = []
+        exact = HashIndex()
       }
     }
   }
@@ -182,14 +275,21 @@ package struct QuantileSketch: Sendable {
     precondition(k >= 8)
     self.k = k
     levels[0].reserveCapacity(k)
+    computeCapacities()
   }
 
-  private func capacity(_ level: Int) -> Int {
-    let depth = levels.count - 1 - level
-    return max(2, Int((Double(k) * pow(2.0 / 3.0, Double(depth))).rounded(.up)))
-  }
+  /// Level capacities for the current number of levels, and their sum: recomputed only when a
+  /// level is added (pow per value was most of the profile plugin's time).
+  private var capacities: [Int] = []
+  private var totalCapacity = 0
 
-  private var totalCapacity: Int { (0..<levels.count).reduce(0) { $0 + capacity($1) } }
+  private mutating func computeCapacities() {
+    let depth = levels.count
+    capacities = (0..<depth).map { level in
+      max(2, Int((Double(k) * pow(2.0 / 3.0, Double(depth - 1 - level))).rounded(.up)))
+    }
+    totalCapacity = capacities.reduce(0, +)
+  }
 
   /// Adds one value (NaN is ignored).
   package mutating func add(_ value: Double) {
@@ -203,6 +303,7 @@ package struct QuantileSketch: Sendable {
   /// Adds everything another sketch summarized.
   package mutating func merge(_ other: QuantileSketch) {
     while levels.count < other.levels.count { levels.append([]) }
+    computeCapacities()
     for (h, items) in other.levels.enumerated() { levels[h].append(contentsOf: items) }
     stored += other.stored
     count += other.count
@@ -210,8 +311,11 @@ package struct QuantileSketch: Sendable {
   }
 
   private mutating func compress() {
-    for h in levels.indices where levels[h].count >= capacity(h) {
-      if h + 1 == levels.count { levels.append([]) }
+    for h in levels.indices where levels[h].count >= capacities[h] {
+      if h + 1 == levels.count {
+        levels.append([])
+        computeCapacities()
+      }
       var items = levels[h]
       items.sort()
       // Odd counts leave one item behind at this level so total weight is preserved.
@@ -228,7 +332,7 @@ package struct QuantileSketch: Sendable {
         i += 2
       }
       levels[h] = leftover.map { [$0] } ?? []
-      levels[h].reserveCapacity(capacity(h))
+      levels[h].reserveCapacity(capacities[h])
       stored -= items.count - promoted
       return
     }
@@ -299,67 +403,57 @@ package struct PercentileEstimator {
 }
 
 /// The most frequent values of a column: exact counts while at most `exactLimit` distinct values
-/// were seen, then the Space-Saving algorithm (Metwally, Agrawal, El Abbadi 2005) over `capacity`
-/// counters, whose counts over-estimate by at most the smallest counter. Values are kept as their
-/// first `maxValueBytes` bytes in one preallocated arena, so a new value costs no allocation.
+/// were seen, then the Misra-Gries "Frequent" algorithm over `capacity` counters: a value not yet
+/// counted when every counter is taken lowers all counters by one (and is itself dropped), so a
+/// count under-estimates by at most n / (capacity + 1) and any value more frequent than that
+/// keeps a counter. Lowering all counters at once costs O(capacity) but happens at most once per
+/// capacity + 1 values, unlike Space-Saving's heap update on every new value, which dominated on
+/// columns of unique values. Values are kept as their first `maxValueBytes` bytes in one
+/// preallocated arena, so counting a value costs no allocation.
 package struct TopValues {
   package let exactLimit: Int
   package let capacity: Int
   package let maxValueBytes: Int
-  /// False once the counts come from Space-Saving.
+  /// False once the counts come from Misra-Gries.
   package private(set) var isExact = true
 
-  private var slotOfHash: [UInt64: Int32] = [:]
+  private var slotOfHash = HashIndex()
   private var hashes: [UInt64] = []
   private var counts: [Int] = []
   private var lengths: [Int32] = []
   /// Each slot's bytes at `slot * maxValueBytes`.
-  private var arena: [UInt8]
-  /// A min-heap of slots by count (Space-Saving only), and each slot's place in it.
-  private var heap: [Int32] = []
-  private var heapPosition: [Int32] = []
+  private var arena: [UInt8] = []
 
   package init(exactLimit: Int = 4096, capacity: Int = 1024, maxValueBytes: Int = 128) {
     precondition(capacity >= 1 && capacity <= exactLimit)
     self.exactLimit = exactLimit
     self.capacity = capacity
     self.maxValueBytes = maxValueBytes
-    arena = []
   }
 
   /// Counts one occurrence of `bytes`, whose hash is `hash`.
   @inline(__always)
   package mutating func add(hash: UInt64, bytes: UnsafeRawBufferPointer) {
-    if let slot = slotOfHash[hash] {
-      let s = Int(slot)
-      counts[s] += 1
-      if !isExact { siftDown(Int(heapPosition[s])) }
+    if let slot = slotOfHash.value(for: hash) {
+      counts[Int(slot)] += 1
       return
     }
-    if isExact {
-      if hashes.count < exactLimit {
-        let s = hashes.count
-        hashes.append(hash)
-        counts.append(1)
-        lengths.append(0)
-        if arena.count < (s + 1) * maxValueBytes {
-          let grown = min(max((s + 1) * maxValueBytes, 2 * arena.count, 64 * maxValueBytes), exactLimit * maxValueBytes)
-          arena.append(contentsOf: repeatElement(0, count: grown - arena.count))
-        }
-        store(bytes, in: s)
-        slotOfHash[hash] = Int32(s)
-        return
+    if isExact && hashes.count == exactLimit { keepLargest() }
+    if hashes.count < (isExact ? exactLimit : capacity) {
+      let s = hashes.count
+      hashes.append(hash)
+      counts.append(1)
+      lengths.append(0)
+      if arena.count < (s + 1) * maxValueBytes {
+        let limit = (isExact ? exactLimit : capacity) * maxValueBytes
+        let grown = min(max((s + 1) * maxValueBytes, 2 * arena.count, 64 * maxValueBytes), limit)
+        arena.append(contentsOf: repeatElement(0, count: grown - arena.count))
       }
-      switchToSpaceSaving()
+      store(bytes, in: s)
+      slotOfHash.insert(hash, value: Int32(s))
+      return
     }
-    // Space-Saving: the new value replaces the least counted one and inherits its count.
-    let s = Int(heap[0])
-    slotOfHash[hashes[s]] = nil
-    hashes[s] = hash
-    counts[s] += 1
-    store(bytes, in: s)
-    slotOfHash[hash] = Int32(s)
-    siftDown(0)
+    decrementAll()
   }
 
   private mutating func store(_ bytes: UnsafeRawBufferPointer, in slot: Int) {
@@ -371,47 +465,37 @@ package struct TopValues {
     }
   }
 
-  private mutating func switchToSpaceSaving() {
+  /// Leaves exact counting: the `capacity` most frequent values keep their exact counts.
+  private mutating func keepLargest() {
     isExact = false
     let keep = hashes.indices.sorted { counts[$0] > counts[$1] }.prefix(capacity)
-    var newArena = [UInt8](repeating: 0, count: capacity * maxValueBytes)
-    var newHashes: [UInt64] = []
-    var newCounts: [Int] = []
-    var newLengths: [Int32] = []
-    slotOfHash = [:]
-    slotOfHash.reserveCapacity(capacity)
-    for old in keep {
-      let s = newHashes.count
-      newHashes.append(hashes[old])
-      newCounts.append(counts[old])
-      newLengths.append(lengths[old])
-      for j in 0..<Int(lengths[old]) { newArena[s * maxValueBytes + j] = arena[old * maxValueBytes + j] }
-      slotOfHash[hashes[old]] = Int32(s)
-    }
-    hashes = newHashes
-    counts = newCounts
-    lengths = newLengths
-    arena = newArena
-    heap = (0..<Int32(hashes.count)).map { $0 }
-    heapPosition = heap
-    for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+    compact(Array(keep).sorted(), subtracting: 0)
   }
 
-  private mutating func siftDown(_ start: Int) {
-    var i = start
-    let n = heap.count
-    while true {
-      let left = 2 * i + 1
-      if left >= n { return }
-      var smallest = left
-      let right = left + 1
-      if right < n && counts[Int(heap[right])] < counts[Int(heap[left])] { smallest = right }
-      if counts[Int(heap[smallest])] >= counts[Int(heap[i])] { return }
-      heap.swapAt(i, smallest)
-      heapPosition[Int(heap[i])] = Int32(i)
-      heapPosition[Int(heap[smallest])] = Int32(smallest)
-      i = smallest
+  /// One Misra-Gries step: every counter loses one; counters at zero are freed.
+  private mutating func decrementAll() {
+    compact(hashes.indices.filter { counts[$0] > 1 }, subtracting: 1)
+  }
+
+  /// Keeps only the slots in `survivors` (ascending), moved to the front, with their counts
+  /// lowered by `subtracting`.
+  private mutating func compact(_ survivors: [Int], subtracting: Int) {
+    slotOfHash = HashIndex(capacity: capacity)
+    for (s, old) in survivors.enumerated() {
+      hashes[s] = hashes[old]
+      counts[s] = counts[old] - subtracting
+      lengths[s] = lengths[old]
+      if s != old {
+        arena.withUnsafeMutableBytes { bytes in
+          let base = bytes.baseAddress!
+          (base + s * maxValueBytes).copyMemory(from: base + old * maxValueBytes, byteCount: Int(lengths[old]))
+        }
+      }
+      slotOfHash.insert(hashes[s], value: Int32(s))
     }
+    hashes.removeLast(hashes.count - survivors.count)
+    counts.removeLast(counts.count - survivors.count)
+    lengths.removeLast(lengths.count - survivors.count)
   }
 
   /// The `n` most frequent values, most frequent first (ties by value bytes); a value longer than

@@ -63,7 +63,7 @@ public struct ValidatePlugin: StagePlugin {
     }
     let tmp = context.workspaceRoot + "/.pipeline/tmp"
     try FileSystem.createDirectory(tmp)
-    let validator = try TableValidator(
+    var validator = try TableValidator(
       schema: schema, inputPath: context.absolute(input), inputName: input.value, temporaryDirectory: tmp)
     defer { validator.removeTemporaryFiles() }
     let result = try tableErrors { try validator.run() }
@@ -138,14 +138,16 @@ struct Violation {
 }
 
 /// Runs a schema over one table: a scan with every per-row rule, then (only when `unique` found
-/// repeats) a second scan that lists the repeated values.
-final class TableValidator {
+/// repeats) a second scan that lists the repeated values. A struct: the per-field checks mutate
+/// its state, and a class's stored properties would pay for a dynamic exclusivity check on each
+/// access.
+struct TableValidator {
   private let schema: Schema
   private let inputPath: String
   private let inputName: String
   private let temporaryDirectory: String
-  private var reader: TableReader
-  private var isCSV: Bool
+  private let reader: TableReader
+  private let isCSV: Bool
 
   /// Per schema column: its index in the reader's columns, once known.
   private var indexes: [Int?]
@@ -193,16 +195,19 @@ final class TableValidator {
 
   /// Scans the table and returns the counts; the violations wait in temporary files for
   /// `writeReport`.
-  func run() throws -> ValidationResult {
+  mutating func run() throws -> ValidationResult {
     if isCSV { checkHeader() }
-    while try reader.next() {
-      if reader.columns.count != knownColumnCount { bindColumns() }
-      var rowHadViolation = false
-      for c in schema.columns.indices where !absent[c] {
-        if try check(column: c) { rowHadViolation = true }
+    let strictKeys = schema.strict && !isCSV
+    try schema.columns.withUnsafeBufferPointer { columns in
+      while try reader.next() {
+        if reader.columns.count != knownColumnCount { bindColumns() }
+        var rowHadViolation = false
+        for c in columns.indices where !absent[c] {
+          if try check(columns.baseAddress! + c, at: c) { rowHadViolation = true }
+        }
+        if strictKeys && checkUnexpectedKeys() { rowHadViolation = true }
+        if rowHadViolation { result.invalidRows += 1 }
       }
-      if schema.strict && !isCSV && checkUnexpectedKeys() { rowHadViolation = true }
-      if rowHadViolation { result.invalidRows += 1 }
     }
     result.rows = reader.rowNumber
     if let min = schema.minRows, result.rows < min {
@@ -222,7 +227,7 @@ final class TableValidator {
     return result
   }
 
-  private func checkHeader() {
+  private mutating func checkHeader() {
     let header = Set(reader.columns)
     for (c, column) in schema.columns.enumerated() where !header.contains(column.name) {
       absent[c] = true
@@ -241,7 +246,7 @@ final class TableValidator {
 
   /// JSON Lines keys appear as rows are read: the schema's columns are looked up again when new
   /// ones arrive.
-  private func bindColumns() {
+  private mutating func bindColumns() {
     knownColumnCount = reader.columns.count
     for (c, column) in schema.columns.enumerated() where indexes[c] == nil {
       indexes[c] = reader.columnIndex(column.name)
@@ -250,7 +255,7 @@ final class TableValidator {
     while inSchema.count < reader.columns.count { inSchema.append(names.contains(reader.columns[inSchema.count])) }
   }
 
-  private func checkUnexpectedKeys() -> Bool {
+  private mutating func checkUnexpectedKeys() -> Bool {
     var found = false
     for i in inSchema.indices where !inSchema[i] && reader.field(i).kind != .missing {
       let name = reader.columns[i]
@@ -260,21 +265,21 @@ final class TableValidator {
     return found
   }
 
-  /// Checks one column of the current row; true when a rule is broken.
-  private func check(column c: Int) throws -> Bool {
-    let column = schema.columns[c]
+  /// Checks one column of the current row; true when a rule is broken. The rules are read in
+  /// place through a pointer: copying a Column per field would retain every reference it holds.
+  private mutating func check(_ rules: UnsafePointer<Schema.Column>, at c: Int) throws -> Bool {
     let field =
       indexes[c].map { reader.field($0) } ?? Field(kind: .missing, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
     switch field.kind {
     case .missing:
-      if column.required {
-        addRowViolation(rule: "required", column: column.name, value: nil, "'\(column.name)' is missing")
+      if rules.pointee.required {
+        addRowViolation(rule: "required", column: rules.pointee.name, value: nil, "'\(rules.pointee.name)' is missing")
         return true
       }
       return false
     case .null:
-      if !column.nullable {
-        addRowViolation(rule: "nullable", column: column.name, value: nil, "'\(column.name)' is null")
+      if !rules.pointee.nullable {
+        addRowViolation(rule: "nullable", column: rules.pointee.name, value: nil, "'\(rules.pointee.name)' is null")
         return true
       }
       return false
@@ -282,35 +287,35 @@ final class TableValidator {
     }
     var number: Double?
     var boolText: String?
-    switch column.type {
+    switch rules.pointee.type {
     case .int?:
       guard isCSV ? field.kind == .string : field.kind == .number, let value = field.integer() else {
-        return typeViolation(column, field)
+        return typeViolation(rules, field)
       }
       number = Double(value)
     case .float?:
       guard isCSV ? field.kind == .string : field.kind == .number, let value = field.double() else {
-        return typeViolation(column, field)
+        return typeViolation(rules, field)
       }
       number = value
     case .string?:
-      if !isCSV && field.kind != .string { return typeViolation(column, field) }
+      if !isCSV && field.kind != .string { return typeViolation(rules, field) }
     case .bool?:
       guard
         let value = isCSV
           ? Self.csvBool(field.bytes) : (field.kind == .bool ? field.bytes.first == UInt8(ascii: "t") : nil)
-      else { return typeViolation(column, field) }
+      else { return typeViolation(rules, field) }
       boolText = value ? "true" : "false"
     case nil: break
     }
     var broken = false
-    if let allowed = column.allowedNumbers, let number, !allowed.contains(number) {
+    if let allowed = rules.pointee.allowedNumbers, let number, !allowed.contains(number) {
       broken = true
       addRowViolation(
-        rule: "allowed", column: column.name, value: field,
-        "'\(column.name)' is not one of: \(column.allowedDescription)")
+        rule: "allowed", column: rules.pointee.name, value: field,
+        "'\(rules.pointee.name)' is not one of: \(rules.pointee.allowedDescription)")
     }
-    if let allowed = column.allowedTexts {
+    if let allowed = rules.pointee.allowedTexts {
       let matches: Bool
       if let boolText {
         matches = allowed.contains(Array(boolText.utf8))
@@ -320,44 +325,49 @@ final class TableValidator {
       if !matches {
         broken = true
         addRowViolation(
-          rule: "allowed", column: column.name, value: field,
-          "'\(column.name)' is not one of: \(column.allowedDescription)")
+          rule: "allowed", column: rules.pointee.name, value: field,
+          "'\(rules.pointee.name)' is not one of: \(rules.pointee.allowedDescription)")
       }
     }
     if let number {
-      if let min = column.min, number < min {
+      if let min = rules.pointee.min, number < min {
         broken = true
         addRowViolation(
-          rule: "min", column: column.name, value: field, "'\(column.name)' is below min \(Schema.format(min))")
+          rule: "min", column: rules.pointee.name, value: field,
+          "'\(rules.pointee.name)' is below min \(Schema.format(min))")
       }
-      if let max = column.max, number > max {
+      if let max = rules.pointee.max, number > max {
         broken = true
         addRowViolation(
-          rule: "max", column: column.name, value: field, "'\(column.name)' is above max \(Schema.format(max))")
+          rule: "max", column: rules.pointee.name, value: field,
+          "'\(rules.pointee.name)' is above max \(Schema.format(max))")
       }
     }
     if field.kind == .string {
-      if column.minLength != nil || column.maxLength != nil {
+      if rules.pointee.minLength != nil || rules.pointee.maxLength != nil {
         let length = Self.characterCount(field.bytes)
-        if let min = column.minLength, length < min {
+        if let min = rules.pointee.minLength, length < min {
           broken = true
           addRowViolation(
-            rule: "min_length", column: column.name, value: field, "'\(column.name)' is shorter than min_length \(min)")
+            rule: "min_length", column: rules.pointee.name, value: field,
+            "'\(rules.pointee.name)' is shorter than min_length \(min)")
         }
-        if let max = column.maxLength, length > max {
+        if let max = rules.pointee.maxLength, length > max {
           broken = true
           addRowViolation(
-            rule: "max_length", column: column.name, value: field, "'\(column.name)' is longer than max_length \(max)")
+            rule: "max_length", column: rules.pointee.name, value: field,
+            "'\(rules.pointee.name)' is longer than max_length \(max)")
         }
       }
-      if let regex = column.regex, !regex.matches(field.bytes, scratch: &regexScratch) {
+      if let regex = rules.pointee.regex, !regex.matches(field.bytes, scratch: &regexScratch) {
         broken = true
         addRowViolation(
-          rule: "regex", column: column.name, value: field, "'\(column.name)' does not match regex '\(regex.pattern)'")
+          rule: "regex", column: rules.pointee.name, value: field,
+          "'\(rules.pointee.name)' does not match regex '\(regex.pattern)'")
       }
     }
     if let finder = duplicates[c] {
-      try finder.add(Self.uniqueKey(field, type: column.type, number: number), row: reader.rowNumber)
+      try finder.add(Self.uniqueKey(field, type: rules.pointee.type, number: number), row: reader.rowNumber)
     }
     return broken
   }
@@ -380,7 +390,8 @@ final class TableValidator {
     return Hash128(field.bytes, seed: seed)
   }
 
-  private func typeViolation(_ column: Schema.Column, _ field: Field) -> Bool {
+  private mutating func typeViolation(_ rules: UnsafePointer<Schema.Column>, _ field: Field) -> Bool {
+    let column = rules.pointee
     let article = column.type == .int ? "an" : "a"
     addRowViolation(
       rule: "type", column: column.name, value: field, "'\(column.name)' is not \(article) \(column.type!.rawValue)")
@@ -403,13 +414,13 @@ final class TableValidator {
     return count
   }
 
-  private func addFileViolation(rule: String, column: String?, value: String?, _ message: String) {
+  private mutating func addFileViolation(rule: String, column: String?, value: String?, _ message: String) {
     fileViolations.append(Violation(row: nil, line: nil, column: column, rule: rule, value: value, message: message))
     result.violationsCount += 1
     result.byRule[rule, default: 0] += 1
   }
 
-  private func addRowViolation(rule: String, column: String, value: Field?, _ message: String) {
+  private mutating func addRowViolation(rule: String, column: String, value: Field?, _ message: String) {
     let violation = Violation(
       row: reader.rowNumber, line: reader.lineNumber, column: column, rule: rule, value: value.map(reportValue),
       message: message)
@@ -420,7 +431,7 @@ final class TableValidator {
   }
 
   /// Re-reads the table for the rows that `unique` found repeated, to name their values.
-  private func listDuplicates() throws {
+  private mutating func listDuplicates() throws {
     var bitmaps: [(column: Int, rows: RowBitmap)] = []
     for (c, finder) in duplicates.enumerated() {
       guard let finder else { continue }
@@ -451,7 +462,7 @@ final class TableValidator {
 
   /// Merges the two row-ordered violation lists; a row can break a per-row rule and repeat a
   /// value, so the distinct invalid rows are counted here.
-  private func mergeLogs() throws {
+  private mutating func mergeLogs() throws {
     guard let duplicateLog else { return }
     let out = try ViolationFile(directory: temporaryDirectory)
     mergedLog = out

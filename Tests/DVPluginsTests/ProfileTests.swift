@@ -110,7 +110,8 @@ final class ProfileTests: TableTestCase {
     let top = try XCTUnwrap(hot["top"] as? [[String: Any]])
     XCTAssertEqual(top.count, 2)
     XCTAssertEqual(top[0]["value"] as? String, "yes")
-    XCTAssertGreaterThanOrEqual(try XCTUnwrap(top[0]["count"] as? Int), 5000)
+    // Misra-Gries under-counts by at most rows / (counters + 1).
+    XCTAssertEqual(Double(try XCTUnwrap(top[0]["count"] as? Int)), 5000, accuracy: 20)
   }
 
   func testPercentilesAndColumnsOptions() async throws {

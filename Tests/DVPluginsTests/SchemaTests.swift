@@ -62,6 +62,23 @@ final class SchemaTests: XCTestCase {
     }
   }
 
+  func testPlainTextPatternsMatchAsRegexecDoes() throws {
+    let patterns = ["^SELECT ", "SELECT", "ab$", "^abc$", "a\\.b", "", "^$", "^", "$", "b\\$", "^a\\^"]
+    let inputs = [
+      "SELECT 1", "select", "x SELECT", "ab", "cab", "abc", "abcd", "a.b", "axb", "", "b$", "a^", "SELECTSELECT",
+    ]
+    var scratch: [CChar] = []
+    for pattern in patterns {
+      let regex = try POSIXRegex(pattern)
+      for input in inputs {
+        var copy = input
+        let fast = copy.withUTF8 { regex.matches(UnsafeRawBufferPointer($0), scratch: &scratch) }
+        let slow = input.withCString { regex.matches($0) }
+        XCTAssertEqual(fast, slow, "'\(pattern)' on '\(input)'")
+      }
+    }
+  }
+
   private func assertError(
     _ text: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line
   ) {
