@@ -12,7 +12,7 @@ public func reportPath(_ context: StageContext, option: String = "report") throw
 /// A JSON value for reports; objects print with sorted keys so reruns give identical files.
 public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral,
   ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral,
-  ExpressibleByDictionaryLiteral
+  ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
 {
   case null
   case bool(Bool)
@@ -23,6 +23,7 @@ public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral,
   case array([JSONValue])
   case object([String: JSONValue])
 
+  public init(nilLiteral: ()) { self = .null }
   public init(stringLiteral value: String) { self = .string(value) }
   public init(integerLiteral value: Int64) { self = .integer(value) }
   public init(floatLiteral value: Double) { self = .number(value) }

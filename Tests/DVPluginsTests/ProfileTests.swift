@@ -7,7 +7,7 @@ import XCTest
 
 final class ProfileTests: TableTestCase {
   private func profile(_ input: String, _ extra: String = "") async throws -> [String: Any] {
-    let (_, failure) = try await runStage(
+    let (_, failure) = try await runFirstStage(
       """
       stages:
         profile:
@@ -131,14 +131,14 @@ final class ProfileTests: TableTestCase {
 
   func testUnknownColumnAndMissingOutput() async throws {
     try file("data.csv", "a\n1\n")
-    let (_, failure) = try await runStage(
+    let (_, failure) = try await runFirstStage(
       "stages:\n  p:\n    plugin: profile\n    with: {input: data.csv, output: p.json, columns: [b]}\n")
     XCTAssertEqual(failure, "data.csv: no column 'b' (it has: a); fix the 'columns' option")
     try file("data.jsonl", "{\"a\": 1}\n")
-    let (_, jsonFailure) = try await runStage(
+    let (_, jsonFailure) = try await runFirstStage(
       "stages:\n  p:\n    plugin: profile\n    with: {input: data.jsonl, output: p.json, columns: [b]}\n")
     XCTAssertEqual(jsonFailure, "data.jsonl: no row has the key 'b'; fix the 'columns' option")
-    let (_, noOutput) = try await runStage("stages:\n  p:\n    plugin: profile\n    with: {input: data.csv}\n")
+    let (_, noOutput) = try await runFirstStage("stages:\n  p:\n    plugin: profile\n    with: {input: data.csv}\n")
     XCTAssertEqual(noOutput, "stage 'p': profile needs an 'output' option or exactly one 'metrics:' output")
   }
 
@@ -151,7 +151,7 @@ final class ProfileTests: TableTestCase {
       ("{output: p.json}", "stages.yaml:4:11: plugin 'profile' needs option 'input'"),
     ] {
       do {
-        _ = try await runStage("stages:\n  check:\n    plugin: profile\n    with: \(with)\n")
+        _ = try await runFirstStage("stages:\n  check:\n    plugin: profile\n    with: \(with)\n")
         XCTFail("accepted \(with)")
       } catch let error as FileFormatError {
         XCTAssertTrue(error.description.hasPrefix(expected), "\(error)")

@@ -128,4 +128,43 @@ final class TableReaderTests: TableTestCase {
     let text = try file("a.txt", "x")
     XCTAssertTrue(readError(text)?.contains("is not a table file") == true)
   }
+
+  func testByteOrderMarkCRLFJSONLAndEmptyTables() throws {
+    let csv = try file("bom.csv", "\u{FEFF}a,b\r\n1,2\r\n")
+    XCTAssertEqual(try rows(csv).columns, ["a", "b"])
+    let jsonl = try file("crlf.jsonl", "{\"a\": 1}\r\n\r\n{\"a\": 2}\r\n")
+    XCTAssertEqual(try rows(jsonl).rows, [["1"], ["2"]])
+    let headerOnly = try file("header.csv", "a,b\n")
+    XCTAssertEqual(try rows(headerOnly).columns, ["a", "b"])
+    XCTAssertEqual(try rows(headerOnly).rows, [])
+    let empty = try file("empty.jsonl", "")
+    XCTAssertEqual(try rows(empty).rows, [])
+    XCTAssertEqual(try rows(try file("empty.csv", "")).columns, [])
+  }
+
+  func testConcatenatedAndTruncatedGzip() throws {
+    let first = try file("one.csv.gz", "a\n1\n")
+    let second = try file("two.csv.gz", "2\n3\n")
+    var both = try Data(contentsOf: URL(fileURLWithPath: first))
+    both.append(try Data(contentsOf: URL(fileURLWithPath: second)))
+    let joined = directory + "/both.csv.gz"
+    try both.write(to: URL(fileURLWithPath: joined))
+    XCTAssertEqual(try rows(joined).rows, [["1"], ["2"], ["3"]])
+    let truncated = directory + "/cut.csv.gz"
+    try both.prefix(both.count - 30).write(to: URL(fileURLWithPath: truncated))
+    XCTAssertEqual(readError(truncated), "cut.csv.gz: the gzip data ends early; the file is truncated")
+  }
+
+  func testLinesOnlyModeKeepsRowsAndRawRecords() throws {
+    let path = try file("a.jsonl", "{\"a\": 1}\n\n{\"a\": 2}\n")
+    let reader = try TableReader(path: path, displayName: "a.jsonl")
+    reader.parsesFields = false
+    var raw: [String] = []
+    while try reader.next() {
+      raw.append(String(decoding: reader.rawRecord, as: UTF8.self))
+      XCTAssertEqual(reader.field(0).kind, .missing)
+    }
+    XCTAssertEqual(raw, ["{\"a\": 1}", "{\"a\": 2}"])
+    XCTAssertEqual(reader.rowNumber, 2)
+  }
 }

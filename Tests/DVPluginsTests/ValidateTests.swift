@@ -8,7 +8,7 @@ import XCTest
 extension TableTestCase {
   /// Loads `stages` as the stages.yaml of a workspace in the test directory, checks the first
   /// stage's configuration and runs it; returns its log lines and its failure message, if any.
-  func runStage(_ stages: String) async throws -> (log: [String], failure: String?) {
+  func runFirstStage(_ stages: String) async throws -> (log: [String], failure: String?) {
     try file("stages.yaml", stages)
     try FileSystem.createDirectory(directory + "/.pipeline")
     let pipeline = try PipelineLoader(workspaceRoot: directory).load()!
@@ -24,12 +24,6 @@ extension TableTestCase {
     } catch let error as StageRunError {
       return (log.withLock { $0 }, error.description)
     }
-  }
-
-  /// A JSON file in the test directory.
-  func json(_ name: String) throws -> [String: Any] {
-    let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))
-    return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
   }
 }
 
@@ -75,7 +69,7 @@ final class ValidateTests: TableTestCase {
       7,,easy,0,true
 
       """)
-    let (_, failure) = try await runStage(stage(input: "data.csv"))
+    let (_, failure) = try await runFirstStage(stage(input: "data.csv"))
     let report = try json("out/report.json")
     XCTAssertEqual(
       violations(report),
@@ -114,7 +108,7 @@ final class ValidateTests: TableTestCase {
       {"id": null, "name": "ab", "level": "easy", "score": 0}
       {"id": 3, "name": "ab", "level": "easy", "score": 0}
       """)
-    let (_, failure) = try await runStage(stage(input: "data.jsonl"))
+    let (_, failure) = try await runFirstStage(stage(input: "data.jsonl"))
     let report = try json("out/report.json")
     XCTAssertEqual(
       violations(report),
@@ -131,7 +125,7 @@ final class ValidateTests: TableTestCase {
   func testMissingAndExtraColumnsAreFileViolations() async throws {
     try file("schema.yaml", "columns:\n  id: int\n  name: string\n  note: {required: false}\nstrict: true\n")
     try file("data.csv", "id,extra\n1,x\n2,y\n")
-    let (_, failure) = try await runStage(stage(input: "data.csv"))
+    let (_, failure) = try await runFirstStage(stage(input: "data.csv"))
     let report = try json("out/report.json")
     XCTAssertEqual(violations(report), ["0 name required", "0 extra strict"])
     let first = try XCTUnwrap((report["violations"] as? [[String: Any]])?.first)
@@ -144,32 +138,32 @@ final class ValidateTests: TableTestCase {
   func testStrictJSONLRejectsUnknownKeys() async throws {
     try file("schema.yaml", "columns:\n  id: int\nstrict: true\n")
     try file("data.jsonl", "{\"id\": 1}\n{\"id\": 2, \"x\": null}\n{\"id\": 3}\n")
-    _ = try await runStage(stage(input: "data.jsonl"))
+    _ = try await runFirstStage(stage(input: "data.jsonl"))
     XCTAssertEqual(violations(try json("out/report.json")), ["2 x strict"])
   }
 
   func testRowCountBounds() async throws {
     try file("schema.yaml", "columns:\n  id: int\nrows: {min: 3, max: 10}\n")
     try file("data.csv", "id\n1\n2\n")
-    let (_, failure) = try await runStage(stage(input: "data.csv"))
+    let (_, failure) = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(violations(try json("out/report.json")), ["0 - rows"])
     XCTAssertEqual(failure?.contains("has 2 rows, fewer than the minimum 3"), true)
     try file("schema.yaml", "columns:\n  id: int\nrows: {max: 1}\n")
-    let (_, tooMany) = try await runStage(stage(input: "data.csv"))
+    let (_, tooMany) = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(tooMany?.contains("has 2 rows, more than the maximum 1"), true)
   }
 
   func testUniqueComparesNumbersByValueAndIgnoresNulls() async throws {
     try file("schema.yaml", "columns:\n  x: {type: float, unique: true, nullable: true}\n  s: {unique: true}\n")
     try file("data.csv", "x,s\n1,a\n1.0,b\n,c\n,d\n2,a\n2.5,\"a \"\n")
-    _ = try await runStage(stage(input: "data.csv"))
+    _ = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(violations(try json("out/report.json")), ["2 x unique", "5 s unique"])
   }
 
   func testWarnLogsAndSucceeds() async throws {
     try file("schema.yaml", "columns:\n  id: {type: int, max: 10}\n")
     try file("data.csv", "id\n5\n50\n")
-    let (log, failure) = try await runStage(stage(input: "data.csv", extra: ", on_error: warn"))
+    let (log, failure) = try await runFirstStage(stage(input: "data.csv", extra: ", on_error: warn"))
     XCTAssertNil(failure)
     XCTAssertTrue(
       log.contains(
@@ -181,7 +175,7 @@ final class ValidateTests: TableTestCase {
   func testCleanInputGzipAndTheMetricsConvention() async throws {
     try file("schema.yaml", schema)
     try file("data.jsonl.gz", "{\"id\": 1, \"name\": \"ab\", \"level\": \"easy\", \"score\": null}\n")
-    let (log, failure) = try await runStage(
+    let (log, failure) = try await runFirstStage(
       """
       stages:
         check:
@@ -199,19 +193,19 @@ final class ValidateTests: TableTestCase {
   func testMalformedInputNamesFileAndLine() async throws {
     try file("schema.yaml", "columns:\n  id: int\n")
     try file("data.jsonl", "{\"id\": 1}\n{\"id\": 2\n")
-    let (_, failure) = try await runStage(stage(input: "data.jsonl"))
+    let (_, failure) = try await runFirstStage(stage(input: "data.jsonl"))
     XCTAssertEqual(failure?.hasPrefix("data.jsonl:2: "), true, failure ?? "")
     try file("data.csv", "id\n1\n\"2\n")
-    let (_, csvFailure) = try await runStage(stage(input: "data.csv"))
+    let (_, csvFailure) = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(csvFailure?.hasPrefix("data.csv:3: "), true, csvFailure ?? "")
   }
 
   func testSchemaProblemsAtRunTime() async throws {
     try file("data.csv", "id\n1\n")
-    let (_, missing) = try await runStage(stage(input: "data.csv"))
+    let (_, missing) = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(missing, "schema.yaml: no such schema file; create it or fix the 'schema' option")
     try file("schema.yaml", "columns:\n  id: {type: number}\n")
-    let (_, bad) = try await runStage(stage(input: "data.csv"))
+    let (_, bad) = try await runFirstStage(stage(input: "data.csv"))
     XCTAssertEqual(bad?.hasPrefix("schema.yaml:2:14: unknown type 'number'"), true, bad ?? "")
   }
 
@@ -225,7 +219,7 @@ final class ValidateTests: TableTestCase {
       ("{input: data.csv, schema: schema.yaml, sample: 3}", "stages.yaml:4:58: unknown option 'sample'"),
     ] {
       do {
-        _ = try await runStage("stages:\n  check:\n    plugin: validate\n    with: \(with)\n")
+        _ = try await runFirstStage("stages:\n  check:\n    plugin: validate\n    with: \(with)\n")
         XCTFail("accepted \(with)")
       } catch let error as FileFormatError {
         XCTAssertTrue(error.description.hasPrefix(expected), "\(error)")

@@ -66,8 +66,12 @@ public struct Hash128: Hashable, Sendable {
   }
 
   /// Folds more bytes in: hashing fields one after another gives a hash of the sequence.
-  public mutating func combine(_ bytes: UnsafeRawBufferPointer) {
-    let next = Hash128(bytes, seed: low ^ ((high << 23) | (high >> 41)))
+  public mutating func combine(_ bytes: UnsafeRawBufferPointer) { combine(bytes, tag: 0) }
+
+  /// Folds more bytes in with a small tag (a field's kind or column) that tells apart equal bytes
+  /// of different meaning, at the cost of one hash.
+  public mutating func combine(_ bytes: UnsafeRawBufferPointer, tag: UInt64) {
+    let next = Hash128(bytes, seed: low ^ ((high << 23) | (high >> 41)) ^ (tag &* Self.k5))
     high = next.high ^ (high &* Self.k4)
     low = next.low &+ high
   }

@@ -32,6 +32,11 @@ struct JSONScanner {
     var i = start + 1
     var escaped = false
     while i < end {
+      // Eight plain bytes at a time: none a quote, a backslash or a control character.
+      while i + 8 <= end && !Self.mayBeSpecial(UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self)) {
+        i += 8
+      }
+      guard i < end else { break }
       let b = bytes[i]
       if b == UInt8(ascii: "\"") { return (i + 1, escaped) }
       if b == UInt8(ascii: "\\") {
@@ -57,9 +62,23 @@ struct JSONScanner {
     throw JSONSyntaxError(offset: start, message: "unterminated string")
   }
 
+  /// True when one of the eight bytes of `word` may be '"', '\\' or below 0x20 (the usual
+  /// has-zero-byte test on the word XORed with each; borrows make rare false positives only).
+  @inline(__always)
+  static func mayBeSpecial(_ word: UInt64) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let quote = word ^ (ones &* 0x22)
+    let backslash = word ^ (ones &* 0x5C)
+    let flags = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+    return flags & (ones &* 0x80) != 0
+  }
+
   func scanNumber(_ start: Int) throws -> Int {
     var i = start
-    if i < end, bytes[i] == UInt8(ascii: "-") { i += 1 }
+    guard i < end, bytes[i] == UInt8(ascii: "-") || bytes[i] &- 48 < 10 else {
+      throw JSONSyntaxError(offset: start, message: "expected a value")
+    }
+    if bytes[i] == UInt8(ascii: "-") { i += 1 }
     func digits(_ i: inout Int) -> Int {
       let from = i
       while i < end, bytes[i] &- 48 < 10 { i += 1 }

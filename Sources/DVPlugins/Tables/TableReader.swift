@@ -1,3 +1,6 @@
+import CDVSystem
+import DVPipeline
+
 #if canImport(Glibc)
   import Glibc
 #endif
@@ -25,8 +28,14 @@ public final class TableReader {
   private var nextLine = 1
   private var recordStart = 0
   private var recordLength = 0
-  private var slots: [Slot] = []
+  /// The current record's fields by column; a pointer, not an array, so that the parsing loops
+  /// pay no exclusivity or uniqueness checks per field.
+  private var slots: UnsafeMutablePointer<Slot>
+  private var slotCapacity = 64
   private var slotCount = 0
+  /// Internal: when false, JSONL lines are only split, not parsed (a second pass over input
+  /// already validated); `rawRecord` and `rowNumber` still work, fields are all missing.
+  var parsesFields = true
   private var scratch = ScratchBuffer()
   private var columnIndexes: [String: Int] = [:]
   /// JSONL keys as bytes, to match a line's keys against the columns without making strings.
@@ -53,6 +62,7 @@ public final class TableReader {
     let file = try FileByteSource(path: path, displayName: displayName)
     source = type.gzip ? try GzipByteSource(input: file, displayName: displayName) : file
     buffer = .allocate(capacity: capacity)
+    slots = .allocate(capacity: slotCapacity)
     if try fill() && end - start >= 3 && buffer[0] == 0xEF && buffer[1] == 0xBB && buffer[2] == 0xBF {
       start = 3
     }
@@ -61,6 +71,7 @@ public final class TableReader {
 
   deinit {
     buffer.deallocate()
+    slots.deallocate()
     scratch.free()
     source.close()
   }
@@ -85,6 +96,7 @@ public final class TableReader {
 
   /// Advances to the next record; false at the end. Malformed input throws
   /// `TableError.malformed` naming the line where the record starts. Blank lines are skipped.
+  /// Throws `StageRunError.interrupted` once dv has received SIGINT/SIGTERM/SIGHUP.
   public func next() throws -> Bool {
     start += consumed
     consumed = 0
@@ -114,6 +126,8 @@ public final class TableReader {
   /// fills it. False at the end of the input.
   private func fill() throws -> Bool {
     if atEndOfInput { return false }
+    // Checked once per read: a stage reading gigabytes stops soon after Ctrl-C.
+    if dv_received_signal() != 0 { throw StageRunError.interrupted }
     if start > 0 {
       if end > start { buffer.update(from: buffer + start, count: end - start) }
       end -= start
@@ -139,12 +153,16 @@ public final class TableReader {
     .malformed(file: displayName, line: line, message: message)
   }
 
-  private func setSlot(_ index: Int, _ slot: Slot) {
-    if index < slots.count {
-      slots[index] = slot
-    } else {
-      slots.append(slot)
-    }
+  /// Makes room for `count` slots, keeping the current ones.
+  private func reserveSlots(_ count: Int) {
+    guard count > slotCapacity else { return }
+    var newCapacity = slotCapacity * 2
+    while newCapacity < count { newCapacity *= 2 }
+    let grown = UnsafeMutablePointer<Slot>.allocate(capacity: newCapacity)
+    grown.moveInitialize(from: slots, count: slotCapacity)
+    slots.deallocate()
+    slots = grown
+    slotCapacity = newCapacity
   }
 
   // MARK: - CSV
@@ -166,17 +184,24 @@ public final class TableReader {
   /// Parses one CSV record at `start`. False when the buffer ends inside it (and more input may
   /// follow); on success sets the record's range, its fields and `consumed`.
   private func parseCSVRecord(header: Bool) throws -> Bool {
+    // Locals, not properties, in the loops: class properties cost an exclusivity check per access.
+    let buffer = self.buffer
+    let start = self.start
+    let end = self.end
     let atEnd = atEndOfInput
+    var slots = self.slots
+    var slotCapacity = self.slotCapacity
+    var scratch = self.scratch
+    defer { self.scratch = scratch }
+    scratch.count = 0
+    isBlank = false
     var i = start
     var lines = 0
     var fieldIndex = 0
-    isBlank = false
-    scratch.count = 0
     if i == end { return false }
     // A line with nothing on it is not a record of one empty field.
     if buffer[i] == 0x0A || (buffer[i] == 0x0D && i + 1 < end && buffer[i + 1] == 0x0A) {
-      let length = buffer[i] == 0x0A ? 1 : 2
-      start += length
+      self.start += buffer[i] == 0x0A ? 1 : 2
       nextLine += 1
       recordLength = 0
       isBlank = true
@@ -185,7 +210,13 @@ public final class TableReader {
     }
     if buffer[i] == 0x0D && i + 1 == end && !atEnd { return false }
     var recordEnd = 0
+    var recordConsumed = 0
     while true {
+      if fieldIndex == slotCapacity {
+        reserveSlots(fieldIndex + 1)
+        slots = self.slots
+        slotCapacity = self.slotCapacity
+      }
       if i < end && buffer[i] == UInt8(ascii: "\"") {
         let contentStart = i + 1
         var j = contentStart
@@ -217,17 +248,17 @@ public final class TableReader {
             scratch.append(buffer[k])
             k += buffer[k] == UInt8(ascii: "\"") ? 2 : 1
           }
-          setSlot(
-            fieldIndex, Slot(kind: .string, inScratch: true, start: scratchStart, count: scratch.count - scratchStart))
+          slots[fieldIndex] = Slot(
+            kind: .string, inScratch: true, start: scratchStart, count: scratch.count - scratchStart)
         } else {
-          setSlot(fieldIndex, Slot(kind: .string, inScratch: false, start: contentStart, count: j - contentStart))
+          slots[fieldIndex] = Slot(kind: .string, inScratch: false, start: contentStart, count: j - contentStart)
         }
         fieldIndex += 1
         i = j + 1
         if i == end {
           guard atEnd else { return false }
           recordEnd = i
-          consumed = i - start
+          recordConsumed = i - start
           break
         }
         let b = buffer[i]
@@ -237,14 +268,14 @@ public final class TableReader {
         }
         if b == 0x0A {
           recordEnd = i
-          consumed = i + 1 - start
+          recordConsumed = i + 1 - start
           break
         }
         if b == 0x0D {
           if i + 1 == end && !atEnd { return false }
           if i + 1 == end || buffer[i + 1] == 0x0A {
             recordEnd = i
-            consumed = min(i + 2, end) - start
+            recordConsumed = min(i + 2, end) - start
             break
           }
         }
@@ -263,17 +294,18 @@ public final class TableReader {
         let terminatesRecord = i == end || buffer[i] == 0x0A
         if terminatesRecord && fieldEnd > fieldStart && buffer[fieldEnd - 1] == 0x0D { fieldEnd -= 1 }
         let kind: Field.Kind = fieldEnd == fieldStart ? .null : .string
-        setSlot(fieldIndex, Slot(kind: kind, inScratch: false, start: fieldStart, count: fieldEnd - fieldStart))
+        slots[fieldIndex] = Slot(kind: kind, inScratch: false, start: fieldStart, count: fieldEnd - fieldStart)
         fieldIndex += 1
         if terminatesRecord {
           recordEnd = fieldEnd
-          consumed = min(i + 1, end) - start
+          recordConsumed = min(i + 1, end) - start
           break
         }
         i += 1
         if i == end && !atEnd { return false }
       }
     }
+    consumed = recordConsumed
     slotCount = fieldIndex
     recordStart = start
     recordLength = recordEnd - start
@@ -292,8 +324,10 @@ public final class TableReader {
 
   /// Parses the line at `start`. False when the buffer holds no complete line yet.
   private func parseJSONLine() throws -> Bool {
+    // Locals, not properties, in the loops: class properties cost an exclusivity check per access.
+    let buffer = self.buffer
+    let start = self.start
     isBlank = false
-    scratch.count = 0
     let available = end - start
     guard available > 0 else { return false }
     var lineEnd: Int
@@ -315,13 +349,18 @@ public final class TableReader {
     var i = scanner.skipSpace(start)
     if i == lineEnd {
       // Whitespace only: skipped like an empty line.
-      start += consumed
+      self.start += consumed
       consumed = 0
       recordLength = 0
       isBlank = true
       return true
     }
-    for c in 0..<slotCount { slots[c] = .missing }
+    var slots = self.slots
+    (slots).update(repeating: .missing, count: slotCount)
+    guard parsesFields else { return true }
+    var scratch = self.scratch
+    defer { self.scratch = scratch }
+    scratch.count = 0
     do {
       guard buffer[i] == UInt8(ascii: "{") else {
         let what: String
@@ -343,7 +382,9 @@ public final class TableReader {
             throw JSONSyntaxError(offset: i, message: "expected a quoted key")
           }
           let (keyEnd, keyEscaped) = try scanner.scanString(i)
+          let knownColumns = slotCount
           let column = self.column(keyStart: i + 1, keyEnd: keyEnd - 1, escaped: keyEscaped, after: previousColumn)
+          if slotCount != knownColumns { slots = self.slots }
           previousColumn = column
           i = scanner.skipSpace(keyEnd)
           guard i < lineEnd && buffer[i] == UInt8(ascii: ":") else {
@@ -425,8 +466,9 @@ public final class TableReader {
     columns.append(name)
     columnIndexes[name] = index
     columnBytes.append(Array(name.utf8))
-    slots.append(.missing)
-    slotCount = slots.count
+    reserveSlots(index + 1)
+    slots[index] = .missing
+    slotCount = index + 1
     return index
   }
 }

@@ -1,4 +1,5 @@
 import DVBasics
+import DVPipeline
 import Foundation
 import XCTest
 
@@ -7,6 +8,8 @@ import XCTest
 /// A temporary directory per test, and helpers to write and read table files in it.
 class TableTestCase: XCTestCase {
   var directory: String!
+  /// The log lines of the stages run by `runStage`.
+  let logged = Locked<[String]>([])
 
   override func setUpWithError() throws {
     directory = FileSystem.realPath(NSTemporaryDirectory())! + "/dv-tables-\(UUID().uuidString)"
@@ -81,5 +84,51 @@ class TableTestCase: XCTestCase {
       return String(decoding: data, as: UTF8.self)
     }
     return try String(contentsOfFile: path, encoding: .utf8)
+  }
+}
+
+extension TableTestCase {
+  /// Loads `stages.yaml` text from the test directory (the workspace) and returns one stage's
+  /// plugin and configuration, validated as `dv repro` would.
+  func stage(_ yaml: String, _ name: String) throws -> (any StagePlugin, StageContext) {
+    try FileSystem.createDirectory(directory + "/.pipeline")
+    try Data(yaml.utf8).write(to: URL(fileURLWithPath: directory + "/stages.yaml"))
+    let pipeline = try XCTUnwrap(try PipelineLoader(workspaceRoot: directory).load())
+    let stage = try XCTUnwrap(pipeline.stages.first { $0.name == name })
+    let (plugin, config) = try BuiltInPlugins.registry(searchPath: []).resolve(stage)
+    try plugin.validate(config: config)
+    let logged = self.logged
+    return (
+      plugin,
+      StageContext(
+        stage: stage, config: config, workspaceRoot: directory, output: { line in logged.withLock { $0.append(line) } })
+    )
+  }
+
+  /// Runs one stage of `yaml`; its failure message, or nil when it succeeded.
+  func runStage(_ yaml: String, _ name: String) async throws -> String? {
+    let (plugin, context) = try stage(yaml, name)
+    do {
+      try await plugin.run(context)
+      return nil
+    } catch let error as StageRunError {
+      return error.description
+    }
+  }
+
+  /// The message of the configuration error of one stage, or nil.
+  func configurationError(_ yaml: String, _ name: String) -> String? {
+    do {
+      _ = try stage(yaml, name)
+      return nil
+    } catch {
+      return "\(error)"
+    }
+  }
+
+  /// A JSON file of the test directory, parsed.
+  func json(_ relative: String) throws -> [String: Any] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + relative))
+    return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
   }
 }
