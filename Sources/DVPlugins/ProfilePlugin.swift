@@ -12,8 +12,9 @@ import DVPipeline
 /// `output` defaults to the stage's single `metrics:` output. The report is
 /// `{"input", "rows", "columns": {"<name>": {...}}}` with, per column: `type` (int, float, string,
 /// bool, nested, mixed, or null when every value is null), `count` (non-null values), `nulls`
-/// (null or absent), `distinct` (exact up to `distinct_exact_limit` values, then a HyperLogLog
-/// estimate, `distinct_approximate: true`), for numbers `min`, `max`, `mean`, `std` (sample) and
+/// (null or absent), `distinct` (exact up to `distinct_exact_limit` values — lowered for tables
+/// wider than 40 columns, to 4M hashes in all — then a HyperLogLog estimate with 0.8 % standard
+/// error, `distinct_approximate: true`), for numbers `min`, `max`, `mean`, `std` (sample) and
 /// `percentiles` (`p50`, `p99_9`, …: exact while the column's values fit a fixed budget, then a
 /// KLL sketch, `percentiles_approximate: true`), for strings `length` {min, max, mean} in
 /// characters, for booleans `true` and `false` counts, and `top`: the most frequent values with
@@ -117,14 +118,16 @@ final class TableProfiler {
   private func addColumns(to profiles: inout [ColumnProfile]) {
     let isCSV = reader.type.format == .csv
     let total = wanted?.count ?? reader.columns.count
-    // Exact percentiles keep every value; the budget is shared by the columns.
+    // Exact percentiles keep every value and exact distinct counts every hash: budgets shared by
+    // the columns, so that a wide table stays within memory (4M values, 4M hashes in all).
     let exactValues = max(10_000, 4_000_000 / max(1, total))
+    let exactDistinct = min(distinctExactLimit, max(1000, 4_000_000 / max(1, total)))
     for index in knownColumnCount..<reader.columns.count {
       let column = reader.columns[index]
       if let wanted, !wanted.contains(column) { continue }
       profiles.append(
         ColumnProfile(
-          name: column, index: index, isCSV: isCSV, top: top, distinctExactLimit: distinctExactLimit,
+          name: column, index: index, isCSV: isCSV, top: top, distinctExactLimit: exactDistinct,
           percentileExactLimit: exactValues))
     }
     knownColumnCount = reader.columns.count

@@ -542,11 +542,14 @@ func currentWorkspaceRoot() -> String? {
 
 // MARK: - Streams of violations
 
-/// A temporary file of violations, one JSON object per line, written through a buffer.
+/// A temporary file of violations, one JSON object per line, written through a buffer. Appending
+/// cannot throw (it happens deep in the per-field checks); a failed write is kept and thrown by
+/// the next `flush()`.
 final class ViolationFile {
   let path: String
   private let fd: Int32
   private var buffer: [UInt8] = []
+  private var writeError: Error?
 
   init(directory: String) throws {
     path = directory + "/validate-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).jsonl"
@@ -562,10 +565,18 @@ final class ViolationFile {
   func appendLine(_ line: String) {
     buffer.append(contentsOf: line.utf8)
     buffer.append(0x0A)
-    if buffer.count >= 1 << 20 { try? flush() }
+    if buffer.count >= 1 << 20 && writeError == nil {
+      do { try writeBuffer() } catch { writeError = error }
+    }
   }
 
+  /// Writes what is buffered; throws the first write error since the file was created.
   func flush() throws {
+    if let writeError { throw writeError }
+    try writeBuffer()
+  }
+
+  private func writeBuffer() throws {
     try buffer.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
     buffer.removeAll(keepingCapacity: true)
   }
