@@ -72,7 +72,8 @@ public struct ValidatePlugin: StagePlugin {
         to: context.absolute(report), input: input.value, schema: schemaPath.value, result: result)
     }
     context.log(
-      "\(input.value): \(result.rows) rows checked against \(schemaPath.value), \(result.violationsCount) violations"
+      "\(input.value): \(result.rows) row\(result.rows == 1 ? "" : "s") checked against \(schemaPath.value), "
+        + "\(result.violationsCount) violation\(result.violationsCount == 1 ? "" : "s")"
     )
     guard result.violationsCount > 0 else { return }
     let message = result.summary(input: input.value, schema: schemaPath.value, report: report?.value)

@@ -184,7 +184,7 @@ final class ValidateTests: TableTestCase {
           metrics: [out/validation.json]
       """)
     XCTAssertNil(failure)
-    XCTAssertEqual(log, ["data.jsonl.gz: 1 rows checked against schema.yaml, 0 violations"])
+    XCTAssertEqual(log, ["data.jsonl.gz: 1 row checked against schema.yaml, 0 violations"])
     let report = try json("out/validation.json")
     XCTAssertEqual(report["valid_rows"] as? Int, 1)
     XCTAssertEqual((report["violations"] as? [Any])?.count, 0)
