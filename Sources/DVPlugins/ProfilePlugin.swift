@@ -213,22 +213,25 @@ struct ColumnProfile {
     case .string:
       strings += 1
       seed = 2
+      // Lengths are kept for every CSV value, in case a later value shows the column is text;
+      // a number's text is ASCII, so its length is its byte count.
+      var length = -1
       if isCSV && allNumeric {
         if allIntegers, let integer = field.integer() {
           addNumber(Double(integer))
+          length = field.bytes.count
         } else if let number = field.double() {
           allIntegers = false
           addNumber(number)
+          length = field.bytes.count
         } else {
           allNumeric = false
         }
       }
-      if !isCSV || !allNumeric {
-        let length = TableValidator.characterCount(field.bytes)
-        lengthSum += length
-        if length < lengthMinimum { lengthMinimum = length }
-        if length > lengthMaximum { lengthMaximum = length }
-      }
+      if length < 0 { length = TableValidator.characterCount(field.bytes) }
+      lengthSum += length
+      if length < lengthMinimum { lengthMinimum = length }
+      if length > lengthMaximum { lengthMaximum = length }
     case .number:
       numbers += 1
       seed = 3

@@ -27,12 +27,12 @@ final class ProfileTests: TableTestCase {
     try file(
       "data.csv",
       """
-      id,score,city,empty
-      1,0.5,Paris,
-      2,1.5,Oslo,
-      3,,Paris,
-      4,2.5,Zürich,
-      5,3.5,,
+      id,score,city,empty,code
+      1,0.5,Paris,,7
+      2,1.5,Oslo,,42
+      3,,Paris,,x
+      4,2.5,Zürich,,1234
+      5,3.5,,,
 
       """)
     let report = try await profile("data.csv")
@@ -66,6 +66,11 @@ final class ProfileTests: TableTestCase {
     XCTAssertEqual(top.map { $0["value"] as? String }, ["Paris", "Oslo", "Zürich"])
     XCTAssertEqual(top.map { $0["count"] as? Int }, [2, 1, 1])
     XCTAssertEqual(city["top_approximate"] as? Bool, false)
+    // Numbers first, then text: a text column whose lengths count every value.
+    let code = try column(report, "code")
+    XCTAssertEqual(code["type"] as? String, "string")
+    XCTAssertNil(code["mean"])
+    XCTAssertEqual(code["length"] as? [String: Double], ["min": 1, "max": 4, "mean": 2])
     let empty = try column(report, "empty")
     XCTAssertEqual(empty["type"] as? String, "null")
     XCTAssertEqual(empty["nulls"] as? Int, 5)
