@@ -159,7 +159,6 @@ struct TableValidator {
   private var absent: [Bool]
   private var duplicates: [DuplicateFinder?]
   private var regexScratch: [CChar] = []
-  private var allowedScratch: [UInt8] = []
 
   private var fileViolations: [Violation] = []
   private let rowLog: ViolationFile
