@@ -76,8 +76,9 @@ final class DedupSplitPluginTests: DVTestCase {
     let result = try dv("repro")
     XCTAssertEqual(result.code, 1)
     XCTAssertTrue(
-      result.stdout.contains("[dedup] error: data/raw/queries.jsonl:4: invalid JSON at column 23: expected a value"),
-      result.stdout)
+      result.stderr.contains(
+        "stage 'dedup' failed: data/raw/queries.jsonl:4: invalid JSON at column 23: expected a value"),
+      result.stderr)
     XCTAssertFalse(exists("data/clean/queries.jsonl"))
   }
 

@@ -86,12 +86,11 @@ final class ValidateProfilePluginTests: DVTestCase {
     try writeQueries(badAgeAtRow: 4)
     let result = try dv("repro", "validate")
     XCTAssertEqual(result.code, 1)
-    // The stage's failure is its own output line; dv's closing error names the stage.
+    // dv's closing error names the stage and says what is wrong.
     XCTAssertTrue(
-      result.stdout.contains(
-        "[validate] error: data/raw/queries.jsonl: 1 row violates schemas/queries.yaml (first: row 4, 'age' is above "
-          + "max 120); see reports/validation.json"), result.stdout)
-    XCTAssertTrue(result.stderr.contains("error: stage 'validate' failed"), result.stderr)
+      result.stderr.contains(
+        "error: stage 'validate' failed: data/raw/queries.jsonl: 1 row violates schemas/queries.yaml (first: row 4, "
+          + "'age' is above max 120); see reports/validation.json"), result.stderr)
     XCTAssertFalse(result.stderr.contains("Fatal error"))
     let violations = try XCTUnwrap(try report("reports/validation.json")["violations"] as? [[String: Any]])
     XCTAssertEqual(violations.count, 1)
@@ -138,7 +137,7 @@ final class ValidateProfilePluginTests: DVTestCase {
     try write("data/raw/queries.jsonl", "{\"id\": 1}\n{\"id\": 2,\n")
     let result = try dv("repro", "profile")
     XCTAssertEqual(result.code, 1)
-    XCTAssertTrue(result.stdout.contains("[profile] error: data/raw/queries.jsonl:2: "), result.stdout)
+    XCTAssertTrue(result.stderr.contains("stage 'profile' failed: data/raw/queries.jsonl:2: "), result.stderr)
   }
 
   /// Writes about `megabytes` MB of CSV in buffered chunks: an id, a float, a category, text.
