@@ -92,10 +92,10 @@ public final class GCSRemote: Remote {
     remote name: String, displayURL: String, options: [String: String], environment: [String: String],
     transport: HTTPTransport, tuning: GCSTuning
   ) throws -> GCSTokenProvider {
-    func serviceAccount(path: String, source: String) throws -> GCSTokenProvider {
+    func serviceAccount(path: String, setting: String, source: String) throws -> GCSTokenProvider {
       let key: GCSServiceAccountKey
       do { key = try GCSServiceAccountKey.load(path: path) } catch {
-        throw RemoteError.invalidSetting(remote: name, key: source, reason: "names '\(path)', which \(error)")
+        throw RemoteError.invalidSetting(remote: name, key: setting, reason: "names '\(path)', which \(error)")
       }
       return GCSServiceAccountTokens(
         key: key, source: source, remote: displayURL, transport: transport, retry: tuning.retry, now: tuning.now)
@@ -110,13 +110,14 @@ public final class GCSRemote: Remote {
       guard let path = nonEmpty(path) else {
         throw RemoteError.invalidSetting(remote: name, key: "credentialpath", reason: "is empty")
       }
-      return try serviceAccount(path: path, source: "setting 'credentialpath'")
+      return try serviceAccount(path: path, setting: "credentialpath", source: "setting 'credentialpath'")
     }
     if let token = environment["GOOGLE_OAUTH_ACCESS_TOKEN"].flatMap(nonEmpty) {
       return GCSStaticToken(token, origin: "the access token in GOOGLE_OAUTH_ACCESS_TOKEN")
     }
     if let path = environment["GOOGLE_APPLICATION_CREDENTIALS"].flatMap(nonEmpty) {
-      return try serviceAccount(path: path, source: "GOOGLE_APPLICATION_CREDENTIALS")
+      return try serviceAccount(
+        path: path, setting: "GOOGLE_APPLICATION_CREDENTIALS", source: "GOOGLE_APPLICATION_CREDENTIALS")
     }
     throw RemoteError.missingCredentials(
       remote: name,
@@ -192,7 +193,9 @@ public final class GCSRemote: Remote {
   public func upload(
     from path: String, size: Int64, sha256: [UInt8]?, to key: String, progress: @escaping (Int64) -> Void
   ) throws {
-    if size > tuning.resumableThreshold {
+    // An empty object goes up as a resumable upload finalised by "bytes */0": valid for GCS, and
+    // gcp-storage-emulator fails on an empty media upload.
+    if size > tuning.resumableThreshold || size == 0 {
       try resumableUpload(from: path, size: size, to: key, progress: progress)
       return
     }
