@@ -186,7 +186,7 @@ final class GCSAuthTests: XCTestCase {
       XCTAssertTrue("\(error)".contains(directory + "/absent.json"), "\(error)")
     }
     let userFile = directory + "/user.json"
-    try Data(#"{"type":"authorized_user","client_secret":"s3cr3t","refresh_token":"r"}"#.utf8)
+    try Data(#"{"type":"external_account","client_secret":"s3cr3t","refresh_token":"r"}"#.utf8)
       .write(to: URL(fileURLWithPath: userFile))
     XCTAssertThrowsError(
       try GCSRemote(
@@ -195,7 +195,7 @@ final class GCSAuthTests: XCTestCase {
     ) { error in
       guard case RemoteError.invalidSetting(_, let key, _) = error else { return XCTFail("\(error)") }
       XCTAssertEqual(key, "credentialpath")
-      XCTAssertTrue("\(error)".contains("authorized_user"), "\(error)")
+      XCTAssertTrue("\(error)".contains("external_account"), "\(error)")
       XCTAssertFalse("\(error)".contains("s3cr3t"), "\(error)")
     }
     let badKey = directory + "/bad-key.json"
@@ -209,6 +209,40 @@ final class GCSAuthTests: XCTestCase {
         environment: [:])
     ) { error in
       XCTAssertTrue("\(error)".contains("not a usable RSA private key"), "\(error)")
+    }
+  }
+
+  func testGcloudApplicationDefaultCredentialsAreFoundAndRefreshed() throws {
+    let gcloud = directory + "/home/.config/gcloud"
+    try FileManager.default.createDirectory(atPath: gcloud, withIntermediateDirectories: true)
+    try Data(
+      #"{"type":"authorized_user","client_id":"id.apps","client_secret":"s3cr3t","refresh_token":"1//refresh","token_uri":"https://oauth2.example.test/token"}"#
+        .utf8
+    ).write(to: URL(fileURLWithPath: gcloud + "/application_default_credentials.json"))
+    let transport = GCSHandlerTransport { request in
+      if request.url == "https://oauth2.example.test/token" {
+        guard case .bytes(let body) = request.body,
+          String(decoding: body, as: UTF8.self)
+            == "grant_type=refresh_token&client_id=id.apps&client_secret=s3cr3t&refresh_token=1%2F%2Frefresh"
+        else { return (400, [:], Array(#"{"error":"invalid_grant","error_description":"Bad Request"}"#.utf8)) }
+        return (200, [:], Array(#"{"access_token":"ya29.user","expires_in":3599}"#.utf8))
+      }
+      return (request.headers["Authorization"] == "Bearer ya29.user" ? 200 : 401, [:], [])
+    }
+    let remote = try GCSRemote(
+      settings: RemoteSettings(name: "gcs", url: "gs://bucket"), environment: ["HOME": directory + "/home"],
+      transport: transport, tuning: GCSTuning(retry: GCSTestSupport.quickRetry))
+    XCTAssertTrue(try remote.exists("k"))
+    XCTAssertTrue(try remote.exists("k"))
+    XCTAssertEqual(transport.requests(to: "https://oauth2.example.test/token").count, 1)
+    // CLOUDSDK_CONFIG moves gcloud's directory; the hint names where dv looked.
+    XCTAssertThrowsError(
+      try GCSRemote(
+        settings: RemoteSettings(name: "gcs", url: "gs://bucket"),
+        environment: ["HOME": directory + "/home", "CLOUDSDK_CONFIG": directory + "/elsewhere"])
+    ) { error in
+      guard case RemoteError.missingCredentials = error else { return XCTFail("\(error)") }
+      XCTAssertTrue("\(error)".contains(directory + "/elsewhere/application_default_credentials.json"), "\(error)")
     }
   }
 
