@@ -151,6 +151,51 @@ final class GCSRemoteRequestTests: XCTestCase {
   }
 }
 
+extension GCSRemoteRequestTests {
+  func testAnExpiredSessionStartsTheUploadOverAndA503IsAskedAbout() throws {
+    let directory = try GCSTestSupport.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let file = directory + "/big"
+    let size = 768 << 10
+    try GCSTestSupport.writeRandomFile(file, size: size)
+    let sessions = Locked(0)
+    let log = Locked<[String]>([])
+    let transport = GCSHandlerTransport { request in
+      if request.method == .post {
+        let n = sessions.withLock { n -> Int in
+          n += 1
+          return n
+        }
+        return (200, ["Location": "https://upload.example/session-\(n)"], [])
+      }
+      let range = request.headers["Content-Range"] ?? ""
+      log.withLock { $0.append(request.url.suffix(9) + " " + range) }
+      switch (request.url.hasSuffix("session-1"), range) {
+      case (true, _): return (410, [:], Array(#"{"error":{"code":410,"message":"session expired"}}"#.utf8))
+      case (false, "bytes 0-524287/786432"): return (308, ["Range": "bytes=0-524287"], [])
+      case (false, "bytes 524288-786431/786432"):
+        let attempts = log.withLock { $0.filter { $0.hasSuffix(range) }.count }
+        return attempts == 1 ? (503, ["Retry-After": "0"], []) : (201, [:], [])
+      case (false, "bytes */786432"): return (308, ["Range": "bytes=0-524287"], [])
+      default: return (400, [:], Array("unexpected \(range)".utf8))
+      }
+    }
+    let gcs = try GCSRemote(
+      settings: RemoteSettings(name: "gcs", url: "gs://bucket", options: ["token": "t"]), environment: [:],
+      transport: transport,
+      tuning: GCSTuning(retry: GCSTestSupport.quickRetry, resumableThreshold: 100_000, chunkSize: 512 << 10))
+    var reported: Int64 = 0
+    try gcs.upload(from: file, size: Int64(size), sha256: nil, to: "big") { reported += $0 }
+    XCTAssertEqual(reported, Int64(size))
+    XCTAssertEqual(
+      log.withLock { $0 },
+      [
+        "session-1 bytes 0-524287/786432", "session-2 bytes 0-524287/786432", "session-2 bytes 524288-786431/786432",
+        "session-2 bytes */786432", "session-2 bytes 524288-786431/786432",
+      ])
+  }
+}
+
 /// Round trips against `gcp-storage-emulator`, which `scripts/test` starts and names in
 /// `DV_TEST_GCS_EMULATOR` (its bucket in `DV_TEST_GCS_BUCKET`).
 final class GCSEmulatorTests: XCTestCase {
