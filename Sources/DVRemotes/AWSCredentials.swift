@@ -45,9 +45,11 @@ public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, Cust
   public var refusalHint: String {
     switch source {
     case .remoteSettings(let remote):
-      return "check access_key_id and secret_access_key of remote '\(remote)' in .pipeline/config.local.yaml"
+      return
+        "check the credentials of remote '\(remote)' (access_key_id and secret_access_key in .pipeline/config.local.yaml)"
     case .environment:
-      return "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN in the environment"
+      return
+        "check the credentials of AWS_ACCESS_KEY_ID in the environment (and AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)"
     case .profile(let name, let file): return "check the credentials of profile '\(name)' in \(file)"
     }
   }
