@@ -279,6 +279,20 @@ final class S3RemoteTests: XCTestCase {
     XCTAssertEqual(transport.requests.withLock { $0.last?.method }, .delete)
   }
 
+  func testACompletionWhoseAnswerWasLostIsRecognized() throws {
+    let path = try file(Array(repeating: 7, count: 15))
+    let transport = ScriptedTransport([
+      .respond(
+        200, [:], Array("<InitiateMultipartUploadResult><UploadId>u</UploadId></InitiateMultipartUploadResult>".utf8)),
+      .respond(200, ["ETag": "\"a\""], []), .respond(200, ["ETag": "\"b\""], []),
+      .fail(.connectionLost(url: "http://x", detail: "reset")), .respond(404, [:], errorXML("NoSuchUpload")),
+      .respond(200, ["Content-Length": "15"], []),
+    ])
+    let remote = try remote(transport: transport, multipartThreshold: 10, partSize: 10)
+    try remote.upload(from: path, size: 15, sha256: nil, to: "big") { _ in }
+    XCTAssertEqual(transport.requests.withLock { $0.map(\.method) }, [.post, .put, .put, .post, .post, .head])
+  }
+
   // MARK: Settings
 
   func testBadURLsAndSettingsAreBadInput() {
