@@ -195,10 +195,11 @@ final class S3RemoteTests: XCTestCase {
     }
   }
 
-  func testMissingBucketKeyAndWrongRegion() throws {
+  func testMissingBucketKeyWrongRegionAndSkewedClock() throws {
     let transport = ScriptedTransport([
       .respond(404, [:], errorXML("NoSuchBucket")), .respond(404, [:], errorXML("NoSuchKey")),
       .respond(404, [:], []), .respond(301, ["x-amz-bucket-region": "eu-west-2"], errorXML("PermanentRedirect")),
+      .respond(403, [:], errorXML("RequestTimeTooSkewed")),
     ])
     let remote = try remote(transport: transport)
     XCTAssertThrowsError(try remote.list(prefix: "") { _, _ in true }) { error in
@@ -210,6 +211,9 @@ final class S3RemoteTests: XCTestCase {
     XCTAssertFalse(try remote.exists("k"))
     XCTAssertThrowsError(try remote.exists("k")) { error in
       XCTAssertTrue("\(error)".contains("dv remote modify storage region eu-west-2"), "\(error)")
+    }
+    XCTAssertThrowsError(try remote.delete("k")) { error in
+      XCTAssertTrue("\(error)".contains("set the clock right"), "\(error)")
     }
   }
 
