@@ -81,6 +81,43 @@ class DVTestCase: XCTestCase {
       stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
   }
 
+  /// Runs `dv args...` in the root and returns its result with the peak RSS (KiB) of that one
+  /// process, from wait4: getrusage(RUSAGE_CHILDREN) would be the largest child of the whole
+  /// test run.
+  func dvMeasuringMemory(_ args: String..., timeout: Double = 600) throws -> (RunResult, peakKiB: Int) {
+    let out = root + ".stdout"
+    let err = root + ".stderr"
+    defer {
+      try? FileSystem.removeFile(out)
+      try? FileSystem.removeFile(err)
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    // sh changes directory and execs dv: the same process, so wait4 reports dv's own usage.
+    let argv = (["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", root, Self.binary] + args).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+    XCTAssertEqual(rc, 0, "posix_spawn")
+    let finished = Locked(false)
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+      if !finished.withLock({ $0 }) { kill(pid, SIGKILL) }
+    }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    finished.withLock { $0 = true }
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let result = RunResult(
+      code: code, stdout: (try? FileSystem.readTextIfPresent(out)) ?? "",
+      stderr: (try? FileSystem.readTextIfPresent(err)) ?? "")
+    return (result, usage.ru_maxrss)
+  }
+
   /// Writes a file under the root, creating parents; backdated so the stat cache trusts it.
   func write(_ relative: String, _ content: String) throws {
     let path = root + "/" + relative

@@ -106,11 +106,9 @@ final class DedupSplitPluginTests: DVTestCase {
       written += chunk.utf8.count
     }
     close(fd)
-    let result = try dv("repro", timeout: 600)
+    let (result, peakKiB) = try dvMeasuringMemory("repro")
     XCTAssertEqual(result.code, 0, result.stderr)
-    var usage = rusage()
-    getrusage(RUSAGE_CHILDREN.rawValue, &usage)
-    let peakMegabytes = usage.ru_maxrss / 1024
+    let peakMegabytes = peakKiB / 1024
     XCTAssertLessThan(peakMegabytes, 200, "peak RSS of dv: \(peakMegabytes) MB")
     XCTAssertTrue(result.stderr.contains("dedup: \(row) rows"), result.stderr)
   }

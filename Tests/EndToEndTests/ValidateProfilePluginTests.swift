@@ -194,11 +194,9 @@ final class ValidateProfilePluginTests: DVTestCase {
           deps: [data/big.csv]
           metrics: [reports/profile.json]
       """)
-    let result = try dv("repro", timeout: 600)
+    let (result, peakKiB) = try dvMeasuringMemory("repro")
     XCTAssertEqual(result.code, 0, result.stdout + result.stderr)
-    var usage = rusage()
-    getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
-    XCTAssertLessThan(usage.ru_maxrss, 200 * 1024, "peak RSS of dv in KiB")
+    XCTAssertLessThan(peakKiB, 200 * 1024, "peak RSS of dv in KiB")
     let validation = try report("reports/validation.json")
     XCTAssertEqual(validation["violations_count"] as? Int, 0)
     let rows = try XCTUnwrap(validation["rows"] as? Int)
