@@ -1,0 +1,69 @@
+import DVBasics
+import DVLineage
+import DVRemotes
+import DVStorage
+import Foundation
+
+/// What `dv push` did.
+public struct PushResult: Sendable {
+  /// The remote's name.
+  public var remote: String
+  public var summary: TransferSummary
+  /// Run records uploaded.
+  public var runRecords: Int
+  /// Tracked paths whose data is not (fully) in the local cache, so it could not be pushed.
+  public var notCached: [String]
+}
+
+extension Workspace {
+  /// Uploads what the working tree references (pointers and stages.lock outs; with `targets`
+  /// only those), directory manifests with their files, and the run records the remote lacks.
+  public func push(
+    _ targets: [String] = [], remote name: String? = nil, jobs: Int? = nil,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws -> PushResult {
+    let engine = try transferEngine(remote: name, jobs: jobs, environment: environment)
+    let remoteName = try remoteSettings(named: name).name
+    var items: [UploadItem] = []
+    var notCached: [String] = []
+    for tracked in try objects(of: trackedData(selecting: targets)) {
+      var complete = tracked.complete
+      for id in tracked.ids {
+        let path = cache.path(for: id)
+        guard let stat = try FileStat.of(path) else {
+          complete = false
+          continue
+        }
+        items.append(UploadItem(id: id.hex, path: path, size: stat.size))
+      }
+      if !complete { notCached.append(tracked.data.path.value) }
+    }
+    let summary = try engine.upload(items)
+    let runs = try pushRunRecords(engine)
+    return PushResult(remote: remoteName, summary: summary, runRecords: runs, notCached: notCached)
+  }
+
+  /// Uploads finished runs the remote lacks as `runs/<id>.json`; returns how many.
+  private func pushRunRecords(_ engine: TransferEngine) throws -> Int {
+    guard FileSystem.exists(pipelineDirectory + "/" + LineageLedger.fileName) else { return 0 }
+    let ledger = try openLedger()
+    let present = try remoteRunIDs(engine)
+    let todo = try ledger.finishedRunIDs().filter { !present.contains($0) }
+    guard !todo.isEmpty else { return 0 }
+    let temporary = pipelineDirectory + "/tmp"
+    try FileSystem.createDirectory(temporary)
+    try parallelForEach(todo.count, workers: engine.jobs) { i in
+      let id = todo[i]
+      let file = temporary + "/run.\(getpid()).\(id).json"
+      defer { try? FileSystem.removeFile(file) }
+      let bytes = try ledger.exportRun(id)
+      try FileSystem.writeAtomically(bytes, to: file)
+      try engine.retrying {
+        try engine.remote.upload(
+          from: file, size: Int64(bytes.count), sha256: nil, to: TransferEngine.runsPrefix + id + ".json",
+          progress: { _ in })
+      }
+    }
+    return todo.count
+  }
+}
