@@ -46,7 +46,7 @@ extension Workspace {
       extra.alreadyThere = 0
       summary.merge(extra)
     }
-    try cache.sync()
+    if summary.transferred > 0 { try cache.sync() }
     return FetchResult(remote: remoteName, summary: summary, runRecords: imported)
   }
 
