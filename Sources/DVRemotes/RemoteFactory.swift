@@ -29,7 +29,7 @@ public enum RemoteScheme: String, Sendable, CaseIterable {
         "endpoint", "region", "profile", "addressing", "access_key_id", "secret_access_key", "session_token",
         "jobs",
       ]
-    case .gcs: return ["endpoint", "project", "credentialpath", "token", "jobs"]
+    case .gcs: return ["endpoint", "endpointurl", "credentialpath", "token", "jobs"]
     case .local: return ["jobs"]
     }
   }
@@ -83,10 +83,12 @@ public enum RemoteFactory {
     return (path as NSString).standardizingPath
   }
 
-  /// The S3 and GCS remotes, once their implementations are part of the build.
   private static func makeNetworkRemote(
     _ scheme: RemoteScheme, _ settings: RemoteSettings, environment: [String: String]
   ) throws -> Remote {
-    throw RemoteError.invalidURL(settings.url, reason: "\(scheme.rawValue):// remotes are not available in this build")
+    switch scheme {
+    case .s3: return try S3Remote(settings: settings, environment: environment)
+    default: return try GCSRemote(settings: settings, environment: environment)
+    }
   }
 }
