@@ -151,17 +151,18 @@ public final class TransferEngine: @unchecked Sendable {
       let item = todo[i]
       do {
         try self.retrying {
-          var sent: Int64 = 0
+          // Multipart uploads report parts from several threads.
+          let sent = Locked<Int64>(0)
           do {
             try self.remote.upload(
               from: item.path, size: item.size, sha256: Self.digest(hex: item.id), to: Self.key(ofObject: item.id)
             ) { n in
-              sent += n
+              sent.withLock { $0 += n }
               self.progress.advance(items: 0, bytes: n)
             }
           } catch {
             // The next attempt starts over: take back what this one reported.
-            self.progress.advance(items: 0, bytes: -sent)
+            self.progress.advance(items: 0, bytes: -sent.withLock { $0 })
             throw error
           }
         }
@@ -200,10 +201,10 @@ public final class TransferEngine: @unchecked Sendable {
       defer { unlink(temporary) }
       do {
         let size: Int64 = try self.retrying {
-          var received: Int64 = 0
+          let received = Locked<Int64>(0)
           do {
             try self.remote.download(key, to: temporary) { n in
-              received += n
+              received.withLock { $0 += n }
               self.progress.advance(items: 0, bytes: n)
             }
             let (actual, size) = try Self.sha256(ofFile: temporary, buffer: scratch.buffer)
@@ -213,10 +214,11 @@ public final class TransferEngine: @unchecked Sendable {
             }
             return size
           } catch {
-            self.progress.advance(items: 0, bytes: -received)
+            self.progress.advance(items: 0, bytes: -received.withLock { $0 })
             throw error
           }
         }
+        try FailPoint.hit("transfer:before-commit")
         try commit(id, temporary)
         progress.advance(items: 1, bytes: 0)
         results.withLock {

@@ -38,13 +38,14 @@ extension Workspace {
       }
       if !complete { notCached.append(tracked.data.path.value) }
     }
-    let summary = try engine.upload(items)
-    let runs = try pushRunRecords(engine)
+    var summary = try engine.upload(items)
+    let runs = try pushRunRecords(engine, failures: &summary.failed)
     return PushResult(remote: remoteName, summary: summary, runRecords: runs, notCached: notCached)
   }
 
-  /// Uploads finished runs the remote lacks as `runs/<id>.json`; returns how many.
-  private func pushRunRecords(_ engine: TransferEngine) throws -> Int {
+  /// Uploads finished runs the remote lacks as `runs/<id>.json`; returns how many went up and
+  /// adds the ones that failed to `failures`.
+  private func pushRunRecords(_ engine: TransferEngine, failures: inout [(id: String, error: Error)]) throws -> Int {
     guard FileSystem.exists(pipelineDirectory + "/" + LineageLedger.fileName) else { return 0 }
     let ledger = try openLedger()
     let present = try remoteRunIDs(engine)
@@ -52,18 +53,23 @@ extension Workspace {
     guard !todo.isEmpty else { return 0 }
     let temporary = pipelineDirectory + "/tmp"
     try FileSystem.createDirectory(temporary)
+    let failed = Locked<[(id: String, error: Error)]>([])
     try parallelForEach(todo.count, workers: engine.jobs) { i in
-      let id = todo[i]
-      let file = temporary + "/run.\(getpid()).\(id).json"
+      let key = TransferEngine.runsPrefix + todo[i] + ".json"
+      let file = temporary + "/run.\(getpid()).\(todo[i]).json"
       defer { try? FileSystem.removeFile(file) }
-      let bytes = try ledger.exportRun(id)
-      try FileSystem.writeAtomically(bytes, to: file)
-      try engine.retrying {
-        try engine.remote.upload(
-          from: file, size: Int64(bytes.count), sha256: nil, to: TransferEngine.runsPrefix + id + ".json",
-          progress: { _ in })
+      do {
+        let bytes = try ledger.exportRun(todo[i])
+        try FileSystem.writeAtomically(bytes, to: file)
+        try engine.retrying {
+          try engine.remote.upload(from: file, size: Int64(bytes.count), sha256: nil, to: key, progress: { _ in })
+        }
+      } catch {
+        failed.withLock { $0.append((key, error)) }
       }
     }
-    return todo.count
+    let runFailures = failed.withLock { $0 }
+    failures += runFailures
+    return todo.count - runFailures.count
   }
 }

@@ -125,6 +125,9 @@ extension Workspace {
       guard scheme.settingKeys.contains(key) else {
         throw RemoteConfigError.unknownSetting(remote: name, key: key, known: ["url"] + scheme.settingKeys.sorted())
       }
+      if key == "jobs", (Int(value) ?? 0) < 1 {
+        throw RemoteError.invalidSetting(remote: name, key: key, reason: "must be a whole number of at least 1")
+      }
       if RemoteScheme.secretKeys.contains(key) && !local {
         throw RemoteConfigError.secretInCommittedConfig(remote: name, key: key)
       }

@@ -92,6 +92,31 @@ final class RemoteTests: DVTestCase {
     XCTAssertEqual(read("model.bin.dv"), v2)
   }
 
+  func testAnInterruptedPushOrPullIsFinishedByRunningItAgain() throws {
+    try makeWorkspaceWithRemote()
+    let failed = try dv("push", env: ["DV_FAILPOINT": "local-remote:before-rename"])
+    XCTAssertEqual(failed.code, 1, failed.stderr)
+    XCTAssertTrue(
+      failed.stdout.hasPrefix("pushed 0 objects (0 B), 6 failed"), "5 objects and a run record: \(failed.stdout)")
+    XCTAssertEqual(try dv("status", "--remote").stdout.components(separatedBy: "missing on 'store'").count, 3)
+    let again = try dv("push")
+    XCTAssertEqual(again.code, 0, again.stderr)
+    XCTAssertTrue(again.stdout.hasPrefix("pushed 5 objects ("), again.stdout)
+
+    let data = files("data/raw")
+    try FileSystem.removeTree(root + "/.pipeline/cache")
+    try FileSystem.removeTree(root + "/data/raw")
+    let interrupted = try dv("pull", env: ["DV_FAILPOINT": "transfer:before-commit"])
+    XCTAssertEqual(interrupted.code, 1, interrupted.stderr)
+    XCTAssertFalse(exists("data/raw/a.csv"), "nothing is checked out from a failed fetch")
+    XCTAssertEqual(cachedObjects(), [])
+    XCTAssertEqual(
+      try FileSystem.listDirectory(root + "/.pipeline/tmp").filter { $0.name.hasPrefix("download.") }.count, 0)
+    let pull = try dv("pull")
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertEqual(files("data/raw"), data)
+  }
+
   func testACorruptObjectOnTheRemoteIsRejected() throws {
     try makeWorkspaceWithRemote()
     XCTAssertEqual(try dv("push").code, 0)
