@@ -38,12 +38,8 @@ public struct LocalRemote: Remote {
   public func list(prefix: String, _ each: (_ key: String, _ size: Int64) throws -> Bool) throws {
     // Walk from the deepest directory the prefix names, then filter by the rest of it.
     let directoryPart = prefix.lastIndex(of: "/").map { String(prefix[..<$0]) } ?? ""
-    guard FileSystem.isDirectory(directoryPart.isEmpty ? root : path(directoryPart)) else {
-      if !FileSystem.isDirectory(root) {
-        throw RemoteError.transport(url: displayURL, message: "the remote directory does not exist")
-      }
-      return
-    }
+    // A remote directory that does not exist yet is empty: the first upload creates it.
+    guard FileSystem.isDirectory(directoryPart.isEmpty ? root : path(directoryPart)) else { return }
     var pending = [directoryPart]
     while let relative = pending.popLast() {
       let absolute = relative.isEmpty ? root : path(relative)

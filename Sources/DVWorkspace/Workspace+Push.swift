@@ -24,21 +24,28 @@ extension Workspace {
   ) throws -> PushResult {
     let engine = try transferEngine(remote: name, jobs: jobs, environment: environment)
     let remoteName = try remoteSettings(named: name).name
-    var items: [UploadItem] = []
+    var ids: [ObjectID] = []
+    var owner: [ObjectID: String] = [:]
     var notCached: [String] = []
     for tracked in try objects(of: trackedData(selecting: targets)) {
-      var complete = tracked.complete
-      for id in tracked.ids {
-        let path = cache.path(for: id)
-        guard let stat = try FileStat.of(path) else {
-          complete = false
-          continue
-        }
-        items.append(UploadItem(id: id.hex, path: path, size: stat.size))
-      }
-      if !complete { notCached.append(tracked.data.path.value) }
+      if !tracked.complete { notCached.append(tracked.data.path.value) }
+      ids += tracked.ids
+      for id in tracked.ids where owner[id] == nil { owner[id] = tracked.data.path.value }
     }
-    var summary = try engine.upload(items)
+    // Plan first, so that only the objects the remote lacks are looked at on disk.
+    let missing = try engine.missingOnRemote(ids.map(\.hex))
+    var items: [UploadItem] = []
+    var seen = Set<ObjectID>()
+    for id in ids where missing.contains(id.hex) && seen.insert(id).inserted {
+      let path = cache.path(for: id)
+      guard let stat = try FileStat.of(path) else {
+        if let path = owner[id], !notCached.contains(path) { notCached.append(path) }
+        continue
+      }
+      items.append(UploadItem(id: id.hex, path: path, size: stat.size))
+    }
+    var summary = try engine.upload(items, missing: missing)
+    summary.alreadyThere = Set(ids).count - items.count
     let runs = try pushRunRecords(engine, failures: &summary.failed)
     return PushResult(remote: remoteName, summary: summary, runRecords: runs, notCached: notCached)
   }
