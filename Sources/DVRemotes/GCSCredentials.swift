@@ -25,11 +25,12 @@ package struct GCSStaticToken: GCSTokenProvider {
   package func token(replacing refused: String?) throws -> String { value }
 }
 
-/// Access tokens for a service account: a JWT signed with its key is exchanged at the key file's
-/// `token_uri`; the token is kept until shortly before it expires. One thread exchanges while
-/// the others wait for its token, so many parallel transfers cost one exchange.
-package final class GCSServiceAccountTokens: GCSTokenProvider, @unchecked Sendable {
-  package let key: GCSServiceAccountKey
+/// Access tokens from a credentials file: for a service account, a JWT signed with its key is
+/// exchanged at the file's `token_uri`; for a gcloud user, the refresh token is. The token is kept
+/// until shortly before it expires. One thread exchanges while the others wait for its token, so
+/// many parallel transfers cost one exchange.
+package final class GCSOAuthTokens: GCSTokenProvider, @unchecked Sendable {
+  package let credentials: GCSCredentialFile
   package let origin: String
   private let remote: String
   private let transport: HTTPTransport
@@ -41,11 +42,14 @@ package final class GCSServiceAccountTokens: GCSTokenProvider, @unchecked Sendab
 
   /// `remote` is the display URL errors name; `source` says which setting named the file.
   package init(
-    key: GCSServiceAccountKey, source: String, remote: String, transport: HTTPTransport, retry: RetryPolicy,
+    credentials: GCSCredentialFile, source: String, remote: String, transport: HTTPTransport, retry: RetryPolicy,
     now: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.key = key
-    self.origin = "the service account '\(key.clientEmail)' in '\(key.path)' (\(source))"
+    self.credentials = credentials
+    switch credentials {
+    case .serviceAccount(let key): origin = "the service account '\(key.clientEmail)' in '\(key.path)' (\(source))"
+    case .authorizedUser(let user): origin = "the gcloud user credentials in '\(user.path)' (\(source))"
+    }
     self.remote = remote
     self.transport = transport
     self.retry = retry
@@ -64,19 +68,29 @@ package final class GCSServiceAccountTokens: GCSTokenProvider, @unchecked Sendab
     }
   }
 
-  /// Signs a JWT and trades it for an access token and its lifetime in seconds.
-  private func exchange(issuedAt: Date) throws -> (String, TimeInterval) {
-    guard let assertion = GCSJWT.assertion(for: key, issuedAt: issuedAt) else {
-      throw RemoteError.accessDenied(url: remote, hint: "could not sign a JWT with the private key of \(origin)")
+  /// The form that asks the token endpoint for an access token.
+  private func grantForm(issuedAt: Date) throws -> String {
+    switch credentials {
+    case .serviceAccount(let key):
+      guard let assertion = GCSJWT.assertion(for: key, issuedAt: issuedAt) else {
+        throw RemoteError.accessDenied(url: remote, hint: "could not sign a JWT with the private key of \(origin)")
+      }
+      return "grant_type=" + GCSURL.encode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion="
+        + GCSURL.encode(assertion)
+    case .authorizedUser(let user):
+      return "grant_type=refresh_token&client_id=" + GCSURL.encode(user.clientID) + "&client_secret="
+        + GCSURL.encode(user.clientSecret) + "&refresh_token=" + GCSURL.encode(user.refreshToken)
     }
-    let form =
-      "grant_type=" + GCSURL.encode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion="
-      + GCSURL.encode(assertion)
+  }
+
+  /// Trades the credentials for an access token and its lifetime in seconds.
+  private func exchange(issuedAt: Date) throws -> (String, TimeInterval) {
+    let form = try grantForm(issuedAt: issuedAt)
     let request = HTTPRequest(
-      .post, url: key.tokenURI,
+      .post, url: credentials.tokenURI,
       headers: ["Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"],
       body: .bytes(Array(form.utf8)), timeouts: HTTPTimeouts(connect: 30, total: 120))
-    let endpoint = HTTPURL.redacted(key.tokenURI)
+    let endpoint = HTTPURL.redacted(credentials.tokenURI)
     let sink = MemorySink(limit: 1 << 20)
     let response: HTTPResponse
     do {
@@ -87,10 +101,13 @@ package final class GCSServiceAccountTokens: GCSTokenProvider, @unchecked Sendab
     guard response.isSuccess else {
       let reason = Self.oauthError(response.errorBody) ?? response.statusText
       if (400..<500).contains(response.status) {
-        throw RemoteError.accessDenied(
-          url: remote,
-          hint: "\(endpoint) refused \(origin) (\(reason)); check that the key and its service account still exist "
-            + "and that this machine's clock is right")
+        let advice: String
+        switch credentials {
+        case .serviceAccount:
+          advice = "check that the key and its service account still exist and that this machine's clock is right"
+        case .authorizedUser: advice = "run 'gcloud auth application-default login' again"
+        }
+        throw RemoteError.accessDenied(url: remote, hint: "\(endpoint) refused \(origin) (\(reason)); \(advice)")
       }
       throw RemoteError.server(
         url: remote, status: response.status, message: "getting an access token from \(endpoint): \(reason)")

@@ -58,7 +58,8 @@ extension GCSRemote {
     of path: String, size: Int64, to session: String, key: String, reporter: GCSProgressDeltas
   ) throws {
     var offset: Int64 = 0
-    var needStatus = false
+    // An empty upload has no chunk to send: asking the status with "bytes */0" finalises it.
+    var needStatus = size == 0
     // Consecutive failed attempts without progress; progress resets it.
     var failures = 0
     while true {
@@ -89,15 +90,23 @@ extension GCSRemote {
         // "Range: bytes=0-N" says the first N+1 bytes are stored; no Range: none are.
         let stored = Self.storedBytes(response.headers["Range"])
         let answeredStatus = needStatus
-        needStatus = false
         offset = stored
         reporter.at(stored)
-        if answeredStatus { continue }
-        if stored > sentFrom {
-          failures = 0
-          continue
+        if stored < size {
+          needStatus = false
+          if answeredStatus { continue }
+          if stored > sentFrom {
+            failures = 0
+            continue
+          }
+          problem = .server(url: remoteURL(key), status: 308, message: "the upload session stored none of a chunk")
+        } else {
+          // Every byte is there (or there are none) but the object is not final yet: ask again.
+          needStatus = true
+          problem = .server(
+            url: remoteURL(key), status: 308,
+            message: "the upload session holds every byte but did not finish the object")
         }
-        problem = .server(url: remoteURL(key), status: 308, message: "the upload session stored none of a chunk")
       case .success(let response) where response.status == 404 || response.status == 410:
         throw SessionGone()
       case .success(let response) where RetryPolicy.isRetryable(status: response.status):

@@ -87,18 +87,20 @@ public final class GCSRemote: Remote {
   }
 
   /// The credentials, first found first: the `token` setting, the `credentialpath` setting,
-  /// `GOOGLE_OAUTH_ACCESS_TOKEN`, `GOOGLE_APPLICATION_CREDENTIALS`.
+  /// `GOOGLE_OAUTH_ACCESS_TOKEN`, `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's application-default
+  /// file (in `CLOUDSDK_CONFIG` or `~/.config/gcloud`).
   private static func tokenProvider(
     remote name: String, displayURL: String, options: [String: String], environment: [String: String],
     transport: HTTPTransport, tuning: GCSTuning
   ) throws -> GCSTokenProvider {
-    func serviceAccount(path: String, source: String) throws -> GCSTokenProvider {
-      let key: GCSServiceAccountKey
-      do { key = try GCSServiceAccountKey.load(path: path) } catch {
-        throw RemoteError.invalidSetting(remote: name, key: source, reason: "names '\(path)', which \(error)")
+    func fromFile(path: String, setting: String, source: String) throws -> GCSTokenProvider {
+      let credentials: GCSCredentialFile
+      do { credentials = try GCSCredentialFile.load(path: path) } catch {
+        throw RemoteError.invalidSetting(remote: name, key: setting, reason: "names '\(path)', which \(error)")
       }
-      return GCSServiceAccountTokens(
-        key: key, source: source, remote: displayURL, transport: transport, retry: tuning.retry, now: tuning.now)
+      return GCSOAuthTokens(
+        credentials: credentials, source: source, remote: displayURL, transport: transport, retry: tuning.retry,
+        now: tuning.now)
     }
     if let token = options["token"] {
       guard let token = nonEmpty(token) else {
@@ -110,19 +112,30 @@ public final class GCSRemote: Remote {
       guard let path = nonEmpty(path) else {
         throw RemoteError.invalidSetting(remote: name, key: "credentialpath", reason: "is empty")
       }
-      return try serviceAccount(path: path, source: "setting 'credentialpath'")
+      return try fromFile(path: path, setting: "credentialpath", source: "setting 'credentialpath'")
     }
     if let token = environment["GOOGLE_OAUTH_ACCESS_TOKEN"].flatMap(nonEmpty) {
       return GCSStaticToken(token, origin: "the access token in GOOGLE_OAUTH_ACCESS_TOKEN")
     }
     if let path = environment["GOOGLE_APPLICATION_CREDENTIALS"].flatMap(nonEmpty) {
-      return try serviceAccount(path: path, source: "GOOGLE_APPLICATION_CREDENTIALS")
+      return try fromFile(
+        path: path, setting: "GOOGLE_APPLICATION_CREDENTIALS", source: "GOOGLE_APPLICATION_CREDENTIALS")
+    }
+    // gcloud's application-default credentials ('gcloud auth application-default login').
+    let gcloudConfig =
+      environment["CLOUDSDK_CONFIG"].flatMap(nonEmpty)
+      ?? environment["HOME"].flatMap(nonEmpty).map { $0 + "/.config/gcloud" }
+    let wellKnown = gcloudConfig.map { $0 + "/application_default_credentials.json" }
+    if let wellKnown, FileSystem.exists(wellKnown) {
+      return try fromFile(
+        path: wellKnown, setting: "application_default_credentials.json", source: "gcloud's application default")
     }
     throw RemoteError.missingCredentials(
       remote: name,
-      hint: "dv looked at the remote's settings 'credentialpath' and 'token' and at GOOGLE_APPLICATION_CREDENTIALS and "
-        + "GOOGLE_OAUTH_ACCESS_TOKEN; set one, e.g. 'dv remote modify \(name) credentialpath key.json' "
-        + "(it goes to config.local.yaml)")
+      hint: "dv looked at the remote's settings 'credentialpath' and 'token', at GOOGLE_APPLICATION_CREDENTIALS and "
+        + "GOOGLE_OAUTH_ACCESS_TOKEN, and at \(wellKnown ?? "gcloud's application_default_credentials.json"); "
+        + "point GOOGLE_APPLICATION_CREDENTIALS or 'dv remote modify \(name) credentialpath' at a service-account key "
+        + "file, or run 'gcloud auth application-default login'")
   }
 
   /// Why `name` cannot be a bucket (Google's naming rules, loosely); nil when it can.
@@ -192,7 +205,9 @@ public final class GCSRemote: Remote {
   public func upload(
     from path: String, size: Int64, sha256: [UInt8]?, to key: String, progress: @escaping (Int64) -> Void
   ) throws {
-    if size > tuning.resumableThreshold {
+    // An empty object goes up as a resumable upload finalised by "bytes */0": valid for GCS, and
+    // gcp-storage-emulator fails on an empty media upload.
+    if size > tuning.resumableThreshold || size == 0 {
       try resumableUpload(from: path, size: size, to: key, progress: progress)
       return
     }
@@ -269,7 +284,7 @@ public final class GCSRemote: Remote {
       } catch let error as HTTPError {
         throw RemoteError.transport(url: remoteURL(key), message: Self.detail(of: error))
       }
-      guard response.status == 401, let token, refused == nil, tokens is GCSServiceAccountTokens else {
+      guard response.status == 401, let token, refused == nil, tokens is GCSOAuthTokens else {
         return response
       }
       refused = token
@@ -335,7 +350,7 @@ public final class GCSRemote: Remote {
           (error["message"] as? String) ?? ((error["errors"] as? [[String: Any]])?.first?["message"] as? String)
         if let message, !GCSURL.oneLine(message).isEmpty { return GCSURL.oneLine(message) }
       }
-      if let oauth = GCSServiceAccountTokens.oauthError(body) { return oauth }
+      if let oauth = GCSOAuthTokens.oauthError(body) { return oauth }
     }
     let text = GCSURL.oneLine(String(decoding: body.prefix(300), as: UTF8.self))
     return text.isEmpty ? nil : text

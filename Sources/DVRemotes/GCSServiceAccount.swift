@@ -14,37 +14,19 @@ package struct GCSServiceAccountKey: Sendable {
   /// The file it was read from, for messages.
   package var path: String
 
-  /// Reads a key file; throws a `GCSKeyFileProblem` when it is not usable.
+  /// Reads a service-account key file; throws a `GCSKeyFileProblem` when it is not usable.
   package static func load(path: String) throws -> GCSServiceAccountKey {
-    let bytes: [UInt8]?
-    do { bytes = try FileSystem.readFileIfPresent(path) } catch { throw GCSKeyFileProblem.unreadable("\(error)") }
-    guard let bytes else { throw GCSKeyFileProblem.unreadable("it does not exist") }
-    return try parse(bytes, path: path)
+    guard case .serviceAccount(let key) = try GCSCredentialFile.load(path: path) else {
+      throw GCSKeyFileProblem.malformed("it is not a service-account key")
+    }
+    return key
   }
 
-  /// Parses the JSON of a key file.
-  package static func parse(_ bytes: [UInt8], path: String) throws -> GCSServiceAccountKey {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)), let json = object as? [String: Any]
-    else { throw GCSKeyFileProblem.malformed("it is not a JSON object") }
-    let type = json["type"] as? String ?? ""
-    guard type == "service_account" else {
-      throw GCSKeyFileProblem.malformed(
-        type.isEmpty
-          ? "it has no \"type\"; expected a service-account key file"
-          : "its type is '\(type)', not 'service_account'; create a key for a service account")
-    }
-    func field(_ name: String) throws -> String {
-      guard let value = json[name] as? String, !value.isEmpty else {
-        throw GCSKeyFileProblem.malformed("\"\(name)\" is missing")
-      }
-      return value
-    }
-    let email = try field("client_email")
-    let pem = try field("private_key")
-    let tokenURI = json["token_uri"] as? String ?? "https://oauth2.googleapis.com/token"
-    guard tokenURI.hasPrefix("https://") || tokenURI.hasPrefix("http://") else {
-      throw GCSKeyFileProblem.malformed("\"token_uri\" is not an http(s) URL")
-    }
+  /// The key in the JSON object of a `service_account` file.
+  package static func parse(_ json: [String: Any], path: String) throws -> GCSServiceAccountKey {
+    let email = try GCSCredentialFile.field("client_email", of: json)
+    let pem = try GCSCredentialFile.field("private_key", of: json)
+    let tokenURI = try GCSCredentialFile.tokenURI(of: json)
     guard let der = RSASigner.derFromPEM(pem) else {
       throw GCSKeyFileProblem.malformed("\"private_key\" is not a PEM private key")
     }
@@ -55,17 +37,87 @@ package struct GCSServiceAccountKey: Sendable {
   }
 }
 
-/// Why a service-account key file cannot be used.
+/// A user's OAuth2 refresh token, as `gcloud auth application-default login` stores it (type
+/// `authorized_user`).
+package struct GCSAuthorizedUser: Sendable {
+  package var clientID: String
+  package var clientSecret: String
+  package var refreshToken: String
+  /// Where the refresh token is exchanged for an access token.
+  package var tokenURI: String
+  /// The file it was read from, for messages.
+  package var path: String
+
+  /// The user's credentials in the JSON object of an `authorized_user` file.
+  package static func parse(_ json: [String: Any], path: String) throws -> GCSAuthorizedUser {
+    GCSAuthorizedUser(
+      clientID: try GCSCredentialFile.field("client_id", of: json),
+      clientSecret: try GCSCredentialFile.field("client_secret", of: json),
+      refreshToken: try GCSCredentialFile.field("refresh_token", of: json),
+      tokenURI: try GCSCredentialFile.tokenURI(of: json), path: path)
+  }
+}
+
+/// A credentials file as Google's tools write them: what `GOOGLE_APPLICATION_CREDENTIALS`, the
+/// `credentialpath` setting and gcloud's application-default file hold.
+package enum GCSCredentialFile: Sendable {
+  /// A service account's key (JWT bearer grant).
+  case serviceAccount(GCSServiceAccountKey)
+  /// A user's refresh token (refresh-token grant).
+  case authorizedUser(GCSAuthorizedUser)
+
+  /// Reads and parses a credentials file; throws a `GCSKeyFileProblem` when it is not usable.
+  package static func load(path: String) throws -> GCSCredentialFile {
+    let bytes: [UInt8]?
+    do { bytes = try FileSystem.readFileIfPresent(path) } catch { throw GCSKeyFileProblem.unreadable("\(error)") }
+    guard let bytes else { throw GCSKeyFileProblem.unreadable("it does not exist") }
+    guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)), let json = object as? [String: Any]
+    else { throw GCSKeyFileProblem.malformed("it is not a JSON object") }
+    switch json["type"] as? String ?? "" {
+    case "service_account": return .serviceAccount(try GCSServiceAccountKey.parse(json, path: path))
+    case "authorized_user": return .authorizedUser(try GCSAuthorizedUser.parse(json, path: path))
+    case "": throw GCSKeyFileProblem.malformed("it has no \"type\"; expected a service-account key file")
+    case let type:
+      throw GCSKeyFileProblem.malformed(
+        "its type is '\(type)'; dv takes 'service_account' key files (and 'authorized_user' files from gcloud)")
+    }
+  }
+
+  /// The token endpoint, `token_uri` or Google's.
+  package var tokenURI: String {
+    switch self {
+    case .serviceAccount(let key): return key.tokenURI
+    case .authorizedUser(let user): return user.tokenURI
+    }
+  }
+
+  static func field(_ name: String, of json: [String: Any]) throws -> String {
+    guard let value = json[name] as? String, !value.isEmpty else {
+      throw GCSKeyFileProblem.malformed("\"\(name)\" is missing")
+    }
+    return value
+  }
+
+  static func tokenURI(of json: [String: Any]) throws -> String {
+    let tokenURI = json["token_uri"] as? String ?? "https://oauth2.googleapis.com/token"
+    guard tokenURI.hasPrefix("https://") || tokenURI.hasPrefix("http://") else {
+      throw GCSKeyFileProblem.malformed("\"token_uri\" is not an http(s) URL")
+    }
+    return tokenURI
+  }
+}
+
+/// Why a credentials file cannot be used.
 package enum GCSKeyFileProblem: Error, Sendable, CustomStringConvertible {
   /// The file could not be read.
   case unreadable(String)
-  /// The file was read but is not a service-account key.
+  /// The file was read but holds no usable credentials.
   case malformed(String)
 
   package var description: String {
     switch self {
     case .unreadable(let reason): return "cannot be read (\(reason))"
-    case .malformed(let reason): return "is not a usable service-account key file: \(reason)"
+    case .malformed(let reason): return "is not a usable credentials file: \(reason)"
     }
   }
 }

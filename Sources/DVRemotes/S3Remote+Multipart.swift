@@ -51,7 +51,13 @@ extension S3Remote {
           .post, key: fullKey, query: [("uploadId", uploadID)], headers: [("Content-Type", "application/xml")],
           body: .bytes(body), payloadHash: S3Crypto.hex(S3Crypto.sha256(body))),
         shownAs: shown, sink: completeSink)
-      guard completed.isSuccess else { throw failure(completed, shownAs: shown) }
+      if !completed.isSuccess {
+        // A retried completion whose first attempt did complete (its answer was lost) finds the
+        // upload gone; the object then exists with the file's size.
+        guard S3XML(completed.errorBody).text("Code") == "NoSuchUpload", try storedSize(fullKey, shownAs: shown) == size
+        else { throw failure(completed, shownAs: shown) }
+        return
+      }
       // S3 may answer 200 and report a failure of the assembly in the body.
       let answer = S3XML(completeSink.bytes)
       if !answer.elements("Error").isEmpty {
@@ -63,6 +69,13 @@ extension S3Remote {
       abortMultipart(key: fullKey, uploadID: uploadID, shownAs: shown)
       throw error
     }
+  }
+
+  /// The size of the object at `key` (a full bucket key); nil when it is absent.
+  private func storedSize(_ key: String, shownAs: String) throws -> Int64? {
+    let response = try perform(S3Request(.head, key: key), shownAs: shownAs)
+    guard response.isSuccess else { return nil }
+    return response.headers["Content-Length"].flatMap { Int64($0) }
   }
 
   /// AbortMultipartUpload, best effort: the upload's own error is what the caller needs to see.

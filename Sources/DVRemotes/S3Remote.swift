@@ -207,7 +207,7 @@ public final class S3Remote: Remote {
     let response = try perform(
       S3Request(.get, key: objectKey(key)), shownAs: displayURL(key), sink: sink, progress: reporter)
     guard response.isSuccess else { throw failure(response, shownAs: displayURL(key)) }
-    try sink.finish()
+    // No fsync: the caller hashes the file and decides whether and how it enters the cache.
   }
 
   public func delete(_ key: String) throws {

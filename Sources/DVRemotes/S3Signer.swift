@@ -106,9 +106,12 @@ package struct AMZDate: Sendable, Equatable {
 /// AWS Signature Version 4 for header-signed requests: the canonical request, the string to sign,
 /// the derived signing key and the `Authorization` value.
 package struct SigV4Signer: Sendable {
-  package var credentials: AWSCredentials
-  package var region: String
-  package var service: String
+  package let credentials: AWSCredentials
+  package let region: String
+  package let service: String
+  /// The signing key of the last day signed for: deriving it costs four HMACs, and it changes
+  /// once a day.
+  private let keyCache = Locked<(day: String, key: [UInt8])?>(nil)
 
   package init(credentials: AWSCredentials, region: String, service: String = "s3") {
     self.credentials = credentials
@@ -186,11 +189,18 @@ package struct SigV4Signer: Sendable {
   /// The hex signature of a string to sign, with the key derived from the secret for the day,
   /// region and service.
   package func signature(stringToSign: String, date: AMZDate) -> String {
-    var key = S3Crypto.hmacSHA256(key: Array("AWS4\(credentials.secretAccessKey)".utf8), date.day)
+    S3Crypto.hex(S3Crypto.hmacSHA256(key: signingKey(day: date.day), stringToSign))
+  }
+
+  /// HMAC("AWS4" + secret, day), then region, service and "aws4_request".
+  package func signingKey(day: String) -> [UInt8] {
+    if let cached = keyCache.withLock({ $0 }), cached.day == day { return cached.key }
+    var key = S3Crypto.hmacSHA256(key: Array("AWS4\(credentials.secretAccessKey)".utf8), day)
     key = S3Crypto.hmacSHA256(key: key, region)
     key = S3Crypto.hmacSHA256(key: key, service)
     key = S3Crypto.hmacSHA256(key: key, "aws4_request")
-    return S3Crypto.hex(S3Crypto.hmacSHA256(key: key, stringToSign))
+    keyCache.withLock { $0 = (day, key) }
+    return key
   }
 
   /// The `Authorization` header value for a request whose `headers` (including `host`,
