@@ -239,7 +239,9 @@ public final class PipelineExecutor {
         tokens[i] = token
         do {
           // `--force` means run: an earlier run's outputs are not what was asked for.
-          if options.useRunCache && !options.force, let restored = try restoreFromRunCache(stage, key: key) {
+          if options.useRunCache && !options.force && !plugin.readsExternalSource,
+            let restored = try restoreFromRunCache(stage, key: key)
+          {
             recorder?.stageEnded(token, outcome: .restored, record: restored)
             observer.stageRestored(stage.name, reasons: reasons)
             outcomes[i] = .restored

@@ -62,6 +62,9 @@ public protocol StagePlugin: Sendable {
   var version: String { get }
   /// Where the plugin comes from: "built-in", or an executable's path.
   var origin: String { get }
+  /// True when the stage's result depends on something outside the workspace (a URL): such
+  /// stages are never restored from the run cache, since equal inputs do not mean equal outputs.
+  var readsExternalSource: Bool { get }
   /// Checks the configuration when stages.yaml is loaded; errors name the option's file:line:column.
   func validate(config: PluginConfig) throws
   /// Reads the dependencies, writes the outputs. Throws `StageRunError` when the work fails.
@@ -76,6 +79,7 @@ extension StagePlugin {
   public var kind: String { Self.kind }
   public var version: String { Self.version }
   public var origin: String { "built-in" }
+  public var readsExternalSource: Bool { false }
   public func sourceVersion(config: PluginConfig, workspaceRoot: String) -> String? { nil }
 }
 
@@ -204,7 +208,8 @@ public struct PluginRegistry: Sendable {
     switch stage.action {
     case .command(let cmd): return cmd
     case .plugin(let kind, let with):
-      return "plugin \(kind)@\(try plugin(kind: kind, at: stage.location).version) " + YAMLText.flow(with)
+      return SecretScrubber.scrub(
+        "plugin \(kind)@\(try plugin(kind: kind, at: stage.location).version) " + YAMLText.flow(with))
     }
   }
 

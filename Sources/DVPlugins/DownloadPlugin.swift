@@ -18,6 +18,8 @@ import Foundation
 public struct DownloadPlugin: StagePlugin {
   public static let kind = "download"
   public static let version = "1"
+  /// The URL's content can change while the stage's inputs do not: never from the run cache.
+  public var readsExternalSource: Bool { true }
 
   static let options: [OptionSpec] = [
     OptionSpec("url", .string, required: true),

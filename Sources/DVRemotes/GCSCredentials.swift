@@ -13,9 +13,11 @@ package protocol GCSTokenProvider: Sendable {
 
 /// An access token given as it is (the `token` setting, `GOOGLE_OAUTH_ACCESS_TOKEN`); it cannot be
 /// renewed, so a refusal is final.
-package struct GCSStaticToken: GCSTokenProvider {
-  package let value: String
+package struct GCSStaticToken: GCSTokenProvider, CustomStringConvertible {
+  private let value: String
   package let origin: String
+  /// The origin, never the token: a remote printed into a log shows no secret.
+  package var description: String { origin }
 
   package init(_ value: String, origin: String) {
     self.value = value

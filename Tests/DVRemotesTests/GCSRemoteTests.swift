@@ -337,6 +337,33 @@ final class GCSEmulatorTests: XCTestCase {
     XCTAssertTrue(FileManager.default.contentsEqual(atPath: source, andPath: target))
   }
 
+  func testManyThreadsShareOneRemote() throws {
+    let gcs = try remote()
+    let failures = Locked<[String]>([])
+    let directory = self.directory
+    DispatchQueue.concurrentPerform(iterations: 24) { i in
+      do {
+        let path = directory + "/parallel-\(i)"
+        try Data("object \(i)\n".utf8).write(to: URL(fileURLWithPath: path))
+        try gcs.upload(from: path, size: Int64("object \(i)\n".utf8.count), sha256: nil, to: "p/\(i)") { _ in }
+        guard try gcs.exists("p/\(i)") else { throw RemoteError.notFound(url: "p/\(i)") }
+        try gcs.download("p/\(i)", to: path + ".back") { _ in }
+        guard try String(contentsOfFile: path + ".back", encoding: .utf8) == "object \(i)\n" else {
+          throw RemoteError.integrity(url: "p/\(i)", expected: "", actual: "")
+        }
+      } catch {
+        failures.withLock { $0.append("\(i): \(error)") }
+      }
+    }
+    XCTAssertEqual(failures.withLock { $0 }, [])
+    var count = 0
+    try gcs.list(prefix: "p/") { _, _ in
+      count += 1
+      return true
+    }
+    XCTAssertEqual(count, 24)
+  }
+
   func testAMissingBucketIsAClearError() throws {
     let gcs = try remote(url: "gs://dv-no-such-bucket-\(UUID().uuidString.prefix(8).lowercased())/data")
     let file = try write("content", "file")
