@@ -85,14 +85,7 @@ extension Workspace {
       throw RemoteConfigError.invalidName(name)
     }
     if config.remotes[name] != nil { throw RemoteConfigError.remoteExists(name) }
-    _ = try RemoteScheme(url: url)
-    if url.contains("://"),
-      let authority = url.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first,
-      authority.contains("@")
-    {
-      throw RemoteError.invalidURL(
-        SecretScrubber.scrub(url), reason: "credentials do not belong in the URL; use `dv remote modify --local`")
-    }
+    try Self.checkRemoteURL(url)
     let lock = try lockForWriting()
     defer { lock.release() }
     try editConfig(local: local) { editor in
@@ -119,7 +112,7 @@ extension Workspace {
   public func modifyRemote(_ name: String, key: String, value: String, local: Bool) throws {
     guard let remote = config.remotes[name] else { throw unknownRemote(name) }
     if key == "url" {
-      _ = try RemoteScheme(url: value)
+      try Self.checkRemoteURL(value)
     } else {
       let scheme = try RemoteScheme(url: remote.url.isEmpty ? value : remote.url)
       guard scheme.settingKeys.contains(key) else {
@@ -135,6 +128,18 @@ extension Workspace {
     let lock = try lockForWriting()
     defer { lock.release() }
     try editConfig(local: local) { $0.setRemoteSetting(name, key: key, value: value) }
+  }
+
+  /// Throws for a URL of no known kind, or one that carries credentials (`s3://key:secret@bucket`).
+  static func checkRemoteURL(_ url: String) throws {
+    _ = try RemoteScheme(url: url)
+    if url.contains("://"),
+      let authority = url.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first,
+      authority.contains("@")
+    {
+      throw RemoteError.invalidURL(
+        SecretScrubber.scrub(url), reason: "credentials do not belong in the URL; use `dv remote modify --local`")
+    }
   }
 
   func unknownRemote(_ name: String) -> RemoteConfigError {

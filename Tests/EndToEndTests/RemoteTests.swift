@@ -50,6 +50,14 @@ final class RemoteTests: DVTestCase {
     try FileSystem.removeFile(root + "/model.bin")
     let missing = try dv("status", "--remote")
     XCTAssertTrue(missing.stdout.contains("model.bin: missing locally (model.bin.dv)"), missing.stdout)
+    let json = try XCTUnwrap(
+      try JSONSerialization.jsonObject(with: Data(try dv("status", "--remote", "--json").stdout.utf8)) as? [String: Any]
+    )
+    XCTAssertEqual(json["remote"] as? String, "store")
+    XCTAssertEqual(json["in_sync"] as? Bool, false)
+    let model = (json["data"] as? [[String: Any]])?.first { $0["path"] as? String == "model.bin" }
+    XCTAssertEqual(model?["missing_locally"] as? Int, 1)
+    XCTAssertEqual(model?["missing_on_remote"] as? Int, 0)
     XCTAssertEqual(try dv("status", "--remote", "--check").code, 1)
 
     let pull = try dv("pull")
@@ -177,6 +185,9 @@ final class RemoteTests: DVTestCase {
     assertFails(try dv("remote", "modify", "backup", "region", "x"), code: 2, "remote 'backup' has no setting 'region'")
     assertFails(try dv("remote", "add", "s3", "/tmp/x"), code: 2, "a remote named 's3' already exists")
     assertFails(try dv("remote", "add", "ftp", "ftp://host/x"), code: 2, "invalid remote URL 'ftp://host/x'")
+    let withSecret = try dv("remote", "modify", "s3", "url", "s3://AKID:hunter2@bucket/x")
+    assertFails(withSecret, code: 2, "credentials do not belong in the URL")
+    XCTAssertFalse(withSecret.stderr.contains("hunter2"))
     assertFails(try dv("remote", "remove", "nope"), code: 2, "no remote named 'nope'")
     assertFails(try dv("push", "-r", "nope"), code: 2, "no remote named 'nope' (configured: 'backup', 's3')")
     assertFails(try dv("fetch", "--remote", "nope"), code: 2, "no remote named 'nope'")
