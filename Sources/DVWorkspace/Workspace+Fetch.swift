@@ -58,13 +58,24 @@ extension Workspace {
     let todo = remoteIDs.subtracting(try ledger.allRunIDs()).sorted()
     let temporary = pipelineDirectory + "/tmp"
     try FileSystem.createDirectory(temporary)
+    // Records are small and many: download in parallel, import in one writer, in id order.
     var imported = 0
-    for id in todo {
-      let file = temporary + "/" + TransferEngine.downloadPrefix + "run.\(getpid()).\(id)"
-      defer { try? FileSystem.removeFile(file) }
-      try engine.retrying { try engine.remote.download(TransferEngine.runsPrefix + id + ".json", to: file) { _ in } }
-      guard let bytes = try FileSystem.readFileIfPresent(file) else { continue }
-      if try ledger.importRun(bytes, name: TransferEngine.runsPrefix + id + ".json") { imported += 1 }
+    let batch = 256
+    for start in stride(from: 0, to: todo.count, by: batch) {
+      let ids = Array(todo[start..<min(todo.count, start + batch)])
+      let records = Locked<[String: [UInt8]]>([:])
+      try parallelForEach(ids.count, workers: engine.jobs) { i in
+        let file = temporary + "/" + TransferEngine.downloadPrefix + "run.\(getpid()).\(ids[i])"
+        defer { try? FileSystem.removeFile(file) }
+        try engine.retrying {
+          try engine.remote.download(TransferEngine.runsPrefix + ids[i] + ".json", to: file) { _ in }
+        }
+        if let bytes = try FileSystem.readFileIfPresent(file) { records.withLock { $0[ids[i]] = bytes } }
+      }
+      for id in ids {
+        guard let bytes = records.withLock({ $0[id] }) else { continue }
+        if try ledger.importRun(bytes, name: TransferEngine.runsPrefix + id + ".json") { imported += 1 }
+      }
     }
     return imported
   }
