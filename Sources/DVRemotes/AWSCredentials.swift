@@ -3,16 +3,16 @@ import Foundation
 
 /// An AWS access key (with a session token for temporary credentials) and where it was found.
 /// Its description names the source and the key id, never the secret or the token.
-public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+package struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
   CustomReflectable
 {
-  public var accessKeyID: String
-  public var secretAccessKey: String
-  public var sessionToken: String?
-  public var source: Source
+  package var accessKeyID: String
+  package var secretAccessKey: String
+  package var sessionToken: String?
+  package var source: Source
 
   /// Where credentials came from, for messages ("check the credentials of profile 'ci'").
-  public enum Source: Sendable, Equatable, CustomStringConvertible {
+  package enum Source: Sendable, Equatable, CustomStringConvertible {
     /// `access_key_id` and `secret_access_key` of the remote (`.pipeline/config.local.yaml`).
     case remoteSettings(remote: String)
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
@@ -29,7 +29,7 @@ public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, Cust
     }
   }
 
-  public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: Source) {
+  package init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: Source) {
     self.accessKeyID = accessKeyID
     self.secretAccessKey = secretAccessKey
     self.sessionToken = sessionToken
@@ -42,7 +42,7 @@ public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible, Cust
   public var customMirror: Mirror { Mirror(self, children: ["accessKeyID": accessKeyID, "source": source]) }
 
   /// What to fix when these credentials are refused.
-  public var refusalHint: String {
+  package var refusalHint: String {
     switch source {
     case .remoteSettings(let remote):
       return

@@ -127,6 +127,10 @@ extension S3Remote {
             "the bucket is in region '\(actual)', not '\(region)'; run 'dv remote modify \(remoteName) region \(actual)'"
         )
       }
+    case "RequestTimeTooSkewed":
+      return .server(
+        url: url, status: response.status,
+        message: "this machine's clock differs from the server's by more than 15 minutes; set the clock right")
     case "XAmzContentSHA256Mismatch", "BadDigest":
       return .server(
         url: url, status: response.status,

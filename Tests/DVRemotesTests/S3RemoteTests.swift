@@ -20,7 +20,8 @@ final class S3RemoteTests: XCTestCase {
 
   func remote(
     _ url: String = "s3://bucket/team/data", options: [String: String] = [:], environment: [String: String]? = nil,
-    transport: HTTPTransport, multipartThreshold: Int64 = 64 << 20, partSize: Int64 = 16 << 20
+    transport: HTTPTransport, multipartThreshold: Int64 = 64 << 20, partSize: Int64 = 16 << 20,
+    partConcurrency: Int = 4
   ) throws -> S3Remote {
     try S3Remote(
       settings: RemoteSettings(name: "storage", url: url, options: options),
@@ -28,7 +29,7 @@ final class S3RemoteTests: XCTestCase {
       transport: transport,
       retryPolicy: RetryPolicy(retries: 3, sleep: { [waits] seconds in waits.withLock { $0.append(seconds) } }),
       clock: { Date(timeIntervalSince1970: 1_369_353_600) }, multipartThreshold: multipartThreshold,
-      partSize: partSize)
+      partSize: partSize, partConcurrency: partConcurrency)
   }
 
   func errorXML(_ code: String, _ message: String = "details") -> [UInt8] {
@@ -140,8 +141,7 @@ final class S3RemoteTests: XCTestCase {
       .respond(200, [:], []),
     ])
     let path = try file([1, 2, 3])
-    var progressed: Int64 = 0
-    try remote(transport: transport).upload(from: path, size: 3, sha256: nil, to: "k") { progressed += $0 }
+    try remote(transport: transport).upload(from: path, size: 3, sha256: nil, to: "k") { _ in }
     XCTAssertEqual(transport.requests.withLock { $0.count }, 4)
     XCTAssertEqual(waits.withLock { $0 }.count, 3)
     XCTAssertEqual(waits.withLock { $0 }.last, 2, "Retry-After is honoured")
@@ -195,10 +195,11 @@ final class S3RemoteTests: XCTestCase {
     }
   }
 
-  func testMissingBucketKeyAndWrongRegion() throws {
+  func testMissingBucketKeyWrongRegionAndSkewedClock() throws {
     let transport = ScriptedTransport([
       .respond(404, [:], errorXML("NoSuchBucket")), .respond(404, [:], errorXML("NoSuchKey")),
       .respond(404, [:], []), .respond(301, ["x-amz-bucket-region": "eu-west-2"], errorXML("PermanentRedirect")),
+      .respond(403, [:], errorXML("RequestTimeTooSkewed")),
     ])
     let remote = try remote(transport: transport)
     XCTAssertThrowsError(try remote.list(prefix: "") { _, _ in true }) { error in
@@ -210,6 +211,9 @@ final class S3RemoteTests: XCTestCase {
     XCTAssertFalse(try remote.exists("k"))
     XCTAssertThrowsError(try remote.exists("k")) { error in
       XCTAssertTrue("\(error)".contains("dv remote modify storage region eu-west-2"), "\(error)")
+    }
+    XCTAssertThrowsError(try remote.delete("k")) { error in
+      XCTAssertTrue("\(error)".contains("set the clock right"), "\(error)")
     }
   }
 
@@ -223,14 +227,14 @@ final class S3RemoteTests: XCTestCase {
       [.respond(200, [:], Array(created.utf8))]
         + (1...3).map { .respond(200, ["ETag": "\"etag\($0)\""], []) }
         + [.respond(200, [:], Array("<CompleteMultipartUploadResult/>".utf8))])
-    let remote = try remote(transport: transport, multipartThreshold: 20, partSize: 10)
-    var progressed: Int64 = 0
-    try remote.upload(from: path, size: 25, sha256: nil, to: "big") { progressed += $0 }
+    // One part at a time, so that the script's ETags go to parts 1, 2, 3 in turn.
+    let remote = try remote(transport: transport, multipartThreshold: 20, partSize: 10, partConcurrency: 1)
+    try remote.upload(from: path, size: 25, sha256: nil, to: "big") { _ in }
     let requests = transport.requests.withLock { $0 }
     XCTAssertEqual(requests.count, 5)
     XCTAssertEqual(requests[0].method, .post)
     XCTAssertTrue(requests[0].url.hasSuffix("/team/data/big?uploads="), requests[0].url)
-    let parts = requests[1...3].sorted { $0.url < $1.url }
+    let parts = requests[1...3]
     for (index, part) in parts.enumerated() {
       let range = (index * 10)..<min(25, index * 10 + 10)
       XCTAssertTrue(part.url.hasSuffix("?partNumber=\(index + 1)&uploadId=up%2F1"), part.url)
@@ -291,6 +295,19 @@ final class S3RemoteTests: XCTestCase {
     let remote = try remote(transport: transport, multipartThreshold: 10, partSize: 10)
     try remote.upload(from: path, size: 15, sha256: nil, to: "big") { _ in }
     XCTAssertEqual(transport.requests.withLock { $0.map(\.method) }, [.post, .put, .put, .post, .post, .head])
+  }
+
+  func testProgressNeverCountsARetriedByteTwice() {
+    var reported: [Int64] = []
+    let forwarder = ProgressForwarder { reported.append($0) }
+    let first = forwarder.handler(base: 0, upload: true)
+    let second = forwarder.handler(base: 100, upload: true)
+    for sent: Int64 in [5, 10, 3, 12] { _ = first(HTTPProgress(received: 0, expected: nil, sent: sent)) }
+    _ = second(HTTPProgress(received: 0, expected: nil, sent: 7))
+    XCTAssertEqual(reported, [5, 5, 2, 7])
+    let download = ProgressForwarder { reported.append($0) }.handler(base: 0, upload: false)
+    _ = download(HTTPProgress(received: 4, expected: 9, sent: 0))
+    XCTAssertEqual(reported.last, 4)
   }
 
   // MARK: Settings
