@@ -49,7 +49,7 @@ public struct TransferSummary: Sendable {
 /// on the cache's layout.
 public final class TransferEngine: @unchecked Sendable {
   /// Where objects live under a remote's root.
-  public static let objectsPrefix = "files/sha256/"
+  public static let objectsPrefix = "sha256/"
   /// Where run records live under a remote's root.
   public static let runsPrefix = "runs/"
   /// With more ids than this, one listing is cheaper than an existence check each.
@@ -79,7 +79,7 @@ public final class TransferEngine: @unchecked Sendable {
     network ? 4 * activeProcessorCount : activeProcessorCount
   }
 
-  /// The key of an object: `files/sha256/ab/<62 hex>`.
+  /// The key of an object: `sha256/ab/<62 hex>` (DESIGN.md §3).
   public static func key(ofObject id: String) -> String {
     objectsPrefix + id.prefix(2) + "/" + id.dropFirst(2)
   }

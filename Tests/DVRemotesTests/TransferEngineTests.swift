@@ -130,7 +130,7 @@ final class TransferEngineTests: XCTestCase {
       case .integrity(let url, let expected, _)? = summary.failed.first(where: { $0.id == items[1].id })?.error
         as? RemoteError
     else { return XCTFail("expected an integrity error: \(summary.failed)") }
-    XCTAssertTrue(url.hasPrefix("fake://bucket/files/sha256/"), url)
+    XCTAssertTrue(url.hasPrefix("fake://bucket/sha256/"), url)
     XCTAssertEqual(expected, "sha256:" + items[1].id)
     XCTAssertTrue(
       summary.failed.contains { if case .notFound? = $0.error as? RemoteError { return true } else { return false } })
@@ -140,9 +140,9 @@ final class TransferEngineTests: XCTestCase {
   func testObjectKeysFromListingsAreValidated() {
     let good = String(repeating: "ab", count: 32)
     XCTAssertEqual(TransferEngine.objectID(fromKey: TransferEngine.key(ofObject: good)), good)
-    XCTAssertNil(TransferEngine.objectID(fromKey: "files/sha256/ab/" + String(repeating: "c", count: 61)))
-    XCTAssertNil(TransferEngine.objectID(fromKey: "files/sha256/AB/" + String(repeating: "c", count: 62)))
-    XCTAssertNil(TransferEngine.objectID(fromKey: "files/sha256/ab/../" + String(repeating: "c", count: 59)))
-    XCTAssertNil(TransferEngine.objectID(fromKey: "files/sha256/abc" + String(repeating: "c", count: 62)))
+    XCTAssertNil(TransferEngine.objectID(fromKey: "sha256/ab/" + String(repeating: "c", count: 61)))
+    XCTAssertNil(TransferEngine.objectID(fromKey: "sha256/AB/" + String(repeating: "c", count: 62)))
+    XCTAssertNil(TransferEngine.objectID(fromKey: "sha256/ab/../" + String(repeating: "c", count: 59)))
+    XCTAssertNil(TransferEngine.objectID(fromKey: "sha256/abc" + String(repeating: "c", count: 62)))
   }
 }

@@ -41,7 +41,7 @@ final class RemoteTests: DVTestCase {
     XCTAssertEqual(push.stderr, "")
     XCTAssertEqual(try dv("push").stdout, "everything is already on 'store'\n")
     XCTAssertEqual(try dv("status", "--remote", "store").stdout, "everything is on 'store' and in the cache\n")
-    let remoteObjects = try FileSystem.listDirectory(root + "/store/files/sha256").count
+    let remoteObjects = try FileSystem.listDirectory(root + "/store/sha256").count
     XCTAssertEqual(remoteObjects, 5, "fan-out directories of five objects (distinct first bytes, very likely)")
 
     let data = files("data/raw")
@@ -130,7 +130,7 @@ final class RemoteTests: DVTestCase {
     XCTAssertEqual(try dv("push").code, 0)
     let pointer = read("model.bin.dv")!
     let hex = String(pointer.split(separator: "\n").first { $0.hasPrefix("hash: sha256:") }!.dropFirst(13))
-    let object = "store/files/sha256/" + hex.prefix(2) + "/" + hex.dropFirst(2)
+    let object = "store/sha256/" + hex.prefix(2) + "/" + hex.dropFirst(2)
     try write(object, "tampered weights")
     try FileSystem.removeTree(root + "/.pipeline/cache")
     try FileSystem.removeFile(root + "/model.bin")
