@@ -136,7 +136,9 @@ public struct GitHooksDirectory: Sendable {
     }
     var options = ""
     if chained { options += " --chain \"$0\(Self.asideSuffix)\"" }
-    if let workspacePrefix { options += " --workspace '\(workspacePrefix.replacingOccurrences(of: "'", with: "'\\''"))'" }
+    if let workspacePrefix {
+      options += " --workspace '\(workspacePrefix.replacingOccurrences(of: "'", with: "'\\''"))'"
+    }
     return """
       #!/bin/sh
       \(Self.marker)\(hook.rawValue) (from `dv hooks install`; `dv hooks uninstall` removes it)

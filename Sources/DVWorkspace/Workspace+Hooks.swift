@@ -177,7 +177,8 @@ extension Workspace {
     guard let pointer = pointers.first(where: { $0.location.value == file }),
       let stagedPointer = try? PointerFile.parse(staged, location: pointer.location)
     else { return false }
-    return stagedPointer.hash == pointer.hash && stagedPointer.kind == pointer.kind && stagedPointer.path == pointer.path
+    return stagedPointer.hash == pointer.hash && stagedPointer.kind == pointer.kind
+      && stagedPointer.path == pointer.path
   }
 
   /// post-checkout and post-merge: makes the data follow what git checked out.
