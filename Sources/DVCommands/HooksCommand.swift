@@ -124,8 +124,14 @@ struct HooksRunCommand: ParsableCommand {
     case .preCommit: try HookRendering.preCommit(try open().preCommitCheck())
     case .postCheckout, .postMerge:
       // post-checkout gets (previous, new, flag); flag 1 is a branch checkout. post-merge gets the squash flag.
-      let branchChange =
-        hook == .postMerge || (arguments.count >= 3 && arguments[2] == "1" && arguments[0] != arguments[1])
+      // The pre-commit framework passes neither, but sets PRE_COMMIT_* variables.
+      let environment = ProcessInfo.processInfo.environment
+      var git = arguments
+      if git.isEmpty, let type = environment["PRE_COMMIT_CHECKOUT_TYPE"] {
+        git = [environment["PRE_COMMIT_FROM_REF"] ?? "", environment["PRE_COMMIT_TO_REF"] ?? "", type]
+      }
+      let merged = hook == .postMerge || (git.isEmpty && environment["PRE_COMMIT_IS_SQUASH_MERGE"] != nil)
+      let branchChange = merged || (git.count >= 3 && git[2] == "1" && git[0] != git[1])
       do {
         HookRendering.checkout(try open().followGitCheckout(branchChange: branchChange))
       } catch {
