@@ -134,6 +134,24 @@ final class HooksTests: DVTestCase {
     XCTAssertEqual(commit.code, 0, commit.stderr)
   }
 
+  func testAWorkspaceInASubdirectoryIsFoundByItsHooks() throws {
+    XCTAssertEqual(try git("init", "-q", "-b", "main").code, 0)
+    try git("config", "user.name", "Hook Tester")
+    try git("config", "user.email", "hooks@example.com")
+    try FileSystem.createDirectory(root + "/ml")
+    XCTAssertEqual(try dv("init", in: "ml").code, 0)
+    try write("ml/data/a.csv", "id\n1\n")
+    XCTAssertEqual(try dv("add", "data/a.csv", in: "ml").code, 0)
+    try git("add", "-A")
+    XCTAssertEqual(try git("commit", "-q", "-m", "ml").code, 0)
+    XCTAssertEqual(try dv("hooks", "install", "pre-commit", in: "ml").code, 0)
+    XCTAssertTrue(read(".git/hooks/pre-commit")!.contains("--workspace 'ml'"))
+    try write("ml/data/a.csv", "id\n2\n")
+    let blocked = try git("commit", "-q", "--allow-empty", "-m", "blocked")
+    XCTAssertEqual(blocked.code, 1)
+    XCTAssertTrue(blocked.stderr.contains("run `dv add data/a.csv`"), blocked.stderr)
+  }
+
   func testInstallOutsideGitIsBadInput() throws {
     try makeWorkspaceWithData()
     assertFails(try dv("hooks", "install"), code: 2, "git hooks need a git repository")
