@@ -75,8 +75,24 @@ struct HooksStatusCommand: ParsableCommand {
 
   @OptionGroup var global: GlobalOptions
 
+  @Flag(help: "Print the status as JSON.")
+  var json = false
+
   func run() throws {
     let directory = try global.workspace().gitHooksDirectory()
+    let states: [HookState: String] = [
+      .installed: "installed", .modified: "modified", .foreign: "foreign", .absent: "absent",
+    ]
+    if json {
+      try Terminal.printJSON([
+        "directory": directory.path,
+        "hooks": GitHook.allCases.map { hook -> [String: Any] in
+          let status = directory.status(hook)
+          return ["name": hook.rawValue, "state": states[status.state]!, "chains": status.chainsForeignHook]
+        },
+      ])
+      return
+    }
     print("hooks directory: \(directory.path)")
     for hook in GitHook.allCases {
       let status = directory.status(hook)

@@ -55,6 +55,9 @@ final class HooksTests: DVTestCase {
     XCTAssertEqual(again.stdout.components(separatedBy: "already installed").count - 1, 4, again.stdout)
     let status = try dv("hooks", "status")
     XCTAssertTrue(status.stdout.contains("pre-commit: installed\n"), status.stdout)
+    let json = try JSONSerialization.jsonObject(with: Data(try dv("hooks", "status", "--json").stdout.utf8))
+    let hooks = try XCTUnwrap((json as? [String: Any])?["hooks"] as? [[String: Any]])
+    XCTAssertEqual(hooks.map { $0["state"] as? String }, ["installed", "installed", "installed", "installed"])
 
     try write(".git/hooks/pre-push", read(".git/hooks/pre-push")! + "echo edited\n")
     assertFails(try dv("hooks", "install", "pre-push"), code: 1, "`dv hooks install --force`")
