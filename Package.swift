@@ -61,14 +61,15 @@ let package = Package(
     .target(
       name: "DVWorkspace",
       dependencies: [
-        "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", .product(name: "Yams", package: "Yams"),
+        "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", "DVRemotes",
+        .product(name: "Yams", package: "Yams"),
       ],
       swiftSettings: staticRuntime),
     // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
     .target(
       name: "DVCommands",
       dependencies: [
-        "DVBasics", "DVPipeline", "DVPlugins", "DVWorkspace",
+        "DVBasics", "DVPipeline", "DVPlugins", "DVRemotes", "DVWorkspace",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       swiftSettings: staticRuntime),

@@ -79,20 +79,9 @@ enum LineageTree {
   static func describe(_ node: LineageNode) -> String {
     var text = "\(node.path)  \(node.hash.prefix(19))…"
     if let size = node.size {
-      text += "  (" + (node.files.map { "\($0) files, " } ?? "") + bytes(size) + ")"
+      text += "  (" + (node.files.map { "\($0) files, " } ?? "") + Format.bytes(size) + ")"
     }
     return text
-  }
-
-  static func bytes(_ n: Int64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"]
-    var value = Double(n)
-    var unit = 0
-    while value >= 1000 && unit < units.count - 1 {
-      value /= 1000
-      unit += 1
-    }
-    return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
   }
 
   static func seconds(_ ms: Int64) -> String { ms < 1000 ? "\(ms) ms" : String(format: "%.1f s", Double(ms) / 1000) }

@@ -14,11 +14,34 @@ struct StatusCommand: ParsableCommand {
   @Flag(help: "Exit with 1 when anything is modified, deleted or not cached (for hooks and CI).")
   var check = false
 
+  @Flag(
+    help: ArgumentHelp(
+      "Compare with a remote instead: what is missing on it and what is missing locally.",
+      discussion: "`dv status --remote NAME` names the remote; without a name, core.remote."))
+  var remote = false
+
   @Argument(help: "Only these tracked paths.")
   var paths: [String] = []
 
   func run() throws {
-    let report = try global.workspace().status(paths)
+    let workspace = try global.workspace()
+    if remote {
+      var paths = paths
+      var name: String?
+      if let first = paths.first, workspace.config.remotes[first] != nil {
+        name = first
+        paths.removeFirst()
+      }
+      let report = try workspace.remoteStatus(paths, remote: name)
+      if json {
+        try Terminal.printJSON(RemoteStatusRendering.json(report))
+      } else {
+        print(RemoteStatusRendering.text(report), terminator: "")
+      }
+      if check && !report.inSync { throw ExitCode(1) }
+      return
+    }
+    let report = try workspace.status(paths)
     if json {
       try Terminal.printJSON(StatusRendering.json(report))
     } else {
@@ -62,6 +85,45 @@ enum StatusRendering {
           "path": change.path.value, "recorded_in": change.recordedIn, "state": change.state.rawValue,
           "added": change.added, "modified": change.modified, "deleted": change.deleted,
           "details_unavailable": change.detailsUnavailable,
+        ]
+      },
+    ]
+  }
+}
+
+enum RemoteStatusRendering {
+  static func text(_ report: RemoteStatusReport) -> String {
+    if report.inSync { return "everything is on '\(report.remote)' and in the cache\n" }
+    var out = ""
+    for data in report.data where data.missingOnRemote > 0 || data.missingLocally > 0 || !data.complete {
+      var parts: [String] = []
+      if data.missingOnRemote > 0 {
+        parts.append(
+          data.missingOnRemote == data.objects
+            ? "missing on '\(report.remote)'"
+            : "\(Format.count(data.missingOnRemote)) of \(Format.plural(data.objects, "object")) missing on '\(report.remote)'"
+        )
+      }
+      if data.missingLocally > 0 {
+        parts.append(
+          data.missingLocally == data.objects
+            ? "missing locally"
+            : "\(Format.count(data.missingLocally)) of \(Format.plural(data.objects, "object")) missing locally")
+      }
+      if !data.complete { parts.append("its files are unknown until its manifest is fetched") }
+      out += "\(data.path): \(parts.joined(separator: "; ")) (\(data.recordedIn))\n"
+    }
+    return out
+  }
+
+  static func json(_ report: RemoteStatusReport) -> [String: Any] {
+    [
+      "remote": report.remote, "in_sync": report.inSync,
+      "data": report.data.map { data -> [String: Any] in
+        [
+          "path": data.path.value, "recorded_in": data.recordedIn, "objects": data.objects,
+          "missing_on_remote": data.missingOnRemote, "missing_locally": data.missingLocally,
+          "complete": data.complete,
         ]
       },
     ]

@@ -71,7 +71,7 @@ extension LineageLedger {
   /// Records the start of a run; returns its id.
   public func beginRun(_ context: RunContext) throws -> String {
     let id = RunID.make()
-    let argv = "[" + context.arguments.map { JSONString.quote(SecretScrubber.scrub($0)) }.joined(separator: ",") + "]"
+    let argv = "[" + context.arguments.map { JSONText.quote(SecretScrubber.scrub($0)) }.joined(separator: ",") + "]"
     try wrap {
       try db.write { db in
         try db.execute(
@@ -173,24 +173,5 @@ extension LineageLedger {
         return (id, outs)
       }
     }
-  }
-}
-
-/// JSON string quoting for what the ledger stores as JSON.
-enum JSONString {
-  static func quote(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-      switch c {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-      }
-    }
-    return out + "\""
   }
 }

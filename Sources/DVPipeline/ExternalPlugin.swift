@@ -211,12 +211,12 @@ public struct ExternalPlugin: StagePlugin {
 
   /// The JSON request a plugin reads from stdin.
   static func request(for context: StageContext) throws -> [UInt8] {
-    var out = "{\"protocol\": 1, \"stage\": " + JSONText.string(context.stage.name)
-    out += ", \"with\": " + JSONText.value(context.config.value == .null ? .map([]) : context.config.value)
-    out += ", \"deps\": [" + context.stage.deps.map { JSONText.string($0.path.value) }.joined(separator: ", ") + "]"
-    out += ", \"outs\": [" + context.stage.outs.map { JSONText.string($0.path.value) }.joined(separator: ", ") + "]"
-    out += ", \"wdir\": " + JSONText.string(context.stage.wdir.value)
-    out += ", \"workspace_root\": " + JSONText.string(context.workspaceRoot) + "}\n"
+    var out = "{\"protocol\": 1, \"stage\": " + PluginJSON.string(context.stage.name)
+    out += ", \"with\": " + PluginJSON.value(context.config.value == .null ? .map([]) : context.config.value)
+    out += ", \"deps\": [" + context.stage.deps.map { PluginJSON.string($0.path.value) }.joined(separator: ", ") + "]"
+    out += ", \"outs\": [" + context.stage.outs.map { PluginJSON.string($0.path.value) }.joined(separator: ", ") + "]"
+    out += ", \"wdir\": " + PluginJSON.string(context.stage.wdir.value)
+    out += ", \"workspace_root\": " + PluginJSON.string(context.workspaceRoot) + "}\n"
     return Array(out.utf8)
   }
 
@@ -332,27 +332,9 @@ struct WorkspaceSnapshot {
   }
 }
 
-/// JSON text for values dv sends to plugins.
-enum JSONText {
-  static func string(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-      switch c {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      default:
-        if c.value < 0x20 {
-          out += String(format: "\\u%04x", c.value)
-        } else {
-          out.unicodeScalars.append(c)
-        }
-      }
-    }
-    return out + "\""
-  }
+/// JSON text for the values of `with` that dv sends to plugins.
+enum PluginJSON {
+  static func string(_ s: String) -> String { JSONText.quote(s) }
 
   /// YAML scalars that read as numbers, booleans or null in YAML become those JSON types; the
   /// rest are strings.

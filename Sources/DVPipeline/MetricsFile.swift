@@ -24,6 +24,9 @@ public enum MetricsFile {
     switch json {
     case let dict as [String: Any]: return .map(dict.keys.sorted().map { ($0, convert(dict[$0]!)) })
     case let list as [Any]: return .list(list.map(convert))
+    // JSON true/false arrive as a boolean NSNumber (objCType "c"): show them as words.
+    case let number as NSNumber where String(cString: number.objCType) == "c":
+      return .scalar(number.boolValue ? "true" : "false")
     case let number as NSNumber: return .scalar(number.stringValue)
     case let string as String: return .scalar(string)
     default: return .null

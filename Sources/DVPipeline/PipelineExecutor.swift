@@ -386,9 +386,11 @@ public final class PipelineExecutor {
 
   /// Hashes and caches the outputs, hashes the dependencies, and writes the stage's lock entry.
   @discardableResult
-  private func record(_ stage: Stage, source: String?, params: inout ParamsReader) throws -> LockFile.StageRecord {
-    var outs: [LockFile.Entry] = []
-    for out in stage.outs {
+  private func record(
+    _ stage: Stage, source: String?, params: inout ParamsReader, knownOutputs: [LockFile.Entry]? = nil
+  ) throws -> LockFile.StageRecord {
+    var outs: [LockFile.Entry] = knownOutputs ?? []
+    for out in stage.outs where knownOutputs == nil {
       // Uncached outputs (metrics) are copied into the object store too, so the run cache can restore
       // them; nothing else refers to them there, and `dv gc` removes them.
       guard let built = try builder.build(out.path, mode: .ingest(out.cache ? cacheTypes : [.copy])) else {
@@ -462,7 +464,9 @@ public final class PipelineExecutor {
       _ = try checkout.apply(plan, types: cacheTypes, force: true)
     }
     var params = ParamsReader(root: root)
-    return try record(stage, source: lock.record(for: stage.name)?.source, params: &params)
+    // The outputs were just written from verified objects: their hashes are known, not re-read.
+    let ordered = stage.outs.compactMap { out in outs.first { $0.path == out.path } }
+    return try record(stage, source: lock.record(for: stage.name)?.source, params: &params, knownOutputs: ordered)
   }
 }
 

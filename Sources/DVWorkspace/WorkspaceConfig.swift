@@ -1,5 +1,6 @@
 import DVBasics
 import DVPipeline
+import DVRemotes
 import DVStorage
 import Foundation
 import Yams
@@ -15,6 +16,10 @@ public struct WorkspaceConfig: Sendable, Equatable {
   public var noSCM = false
   /// Link strategies tried in order to place cached files in the workspace (`cache.type`).
   public var cacheTypes: [LinkType] = [.reflink, .copy]
+  /// The remote `push`, `pull` and `fetch` use without `-r` (`core.remote`).
+  public var defaultRemote: String?
+  /// Remotes by name (`remotes:`), settings of config.local.yaml overriding config.yaml's.
+  public var remotes: [String: RemoteSettings] = [:]
 
   public init() {}
 
@@ -30,13 +35,38 @@ public struct WorkspaceConfig: Sendable, Equatable {
 
   private mutating func apply(_ file: YAMLFile) throws {
     guard file.root != nil else { return }
-    let entries = try file.rootMapping(allowed: ["version", "core", "cache", "hooks"], what: "the config")
+    let entries = try file.rootMapping(
+      allowed: ["version", "core", "cache", "remotes", "hooks"], what: "the config")
     try file.checkVersion(entries, supported: Self.version)
     for entry in entries {
       switch entry.key {
       case "core":
-        for item in try file.mapping(entry.value, allowed: ["no_scm"], what: "'core'") {
-          noSCM = try file.boolean(item.value, key: "core.no_scm")
+        for item in try file.mapping(entry.value, allowed: ["no_scm", "remote"], what: "'core'") {
+          if item.key == "remote" {
+            guard let name = item.value.scalar?.string, !name.isEmpty else {
+              throw file.error(item.value, "core.remote must be the name of a remote")
+            }
+            defaultRemote = name
+          } else {
+            noSCM = try file.boolean(item.value, key: "core.no_scm")
+          }
+        }
+      case "remotes":
+        guard let remotesMapping = entry.value.mapping else {
+          throw file.error(entry.value, "'remotes' must map names to settings ({NAME: {url: ...}})")
+        }
+        for (nameNode, settingsNode) in remotesMapping {
+          guard let name = nameNode.scalar?.string, let settings = settingsNode.mapping else {
+            throw file.error(settingsNode, "each remote must map setting names to values ({url: ..., region: ...})")
+          }
+          var remote = remotes[name] ?? RemoteSettings(name: name, url: "")
+          for (keyNode, valueNode) in settings {
+            guard let key = keyNode.scalar?.string, let value = valueNode.scalar?.string else {
+              throw file.error(valueNode, "settings of remote '\(name)' must be plain values")
+            }
+            if key == "url" { remote.url = value } else { remote.options[key] = value }
+          }
+          remotes[name] = remote
         }
       case "cache":
         for item in try file.mapping(entry.value, allowed: ["type"], what: "'cache'") {

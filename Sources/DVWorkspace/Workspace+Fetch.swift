@@ -1,0 +1,82 @@
+import DVBasics
+import DVLineage
+import DVRemotes
+import DVStorage
+import Foundation
+
+/// What `dv fetch` did.
+public struct FetchResult: Sendable {
+  /// The remote's name.
+  public var remote: String
+  public var summary: TransferSummary
+  /// Run records imported into the local ledger.
+  public var runRecords: Int
+}
+
+extension Workspace {
+  /// Downloads into the cache what the working tree references (with `targets` only those) and
+  /// is not cached, verifying every object; imports the remote's run records into the ledger.
+  /// With `runCache`, also downloads the outputs those records name, so the run cache can
+  /// restore them.
+  public func fetch(
+    _ targets: [String] = [], remote name: String? = nil, jobs: Int? = nil, runCache: Bool = false,
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) throws -> FetchResult {
+    let engine = try transferEngine(remote: name, jobs: jobs, environment: environment)
+    let remoteName = try remoteSettings(named: name).name
+    let lock = try lockForWriting()
+    defer { lock.release() }
+    let temporary = pipelineDirectory + "/tmp"
+    TransferEngine.removePartialDownloads(in: temporary)
+    cache.clearTemporaryFiles()
+    let items = try trackedData(selecting: targets)
+    var summary = try download(
+      items.map(\.hash), manifests: Set(items.filter { $0.kind == .dir }.map(\.hash)), engine: engine)
+    let imported = try importRunRecords(engine)
+    if runCache {
+      let outs = try openLedger().runCacheOutputs().compactMap { out -> (ObjectID, Bool)? in
+        guard let id = out.hash.flatMap(ObjectID.init) else { return nil }
+        return (id, out.files != nil)
+      }
+      let wanted = outs.filter { !cache.contains($0.0) }.map(\.0)
+      // Run-cache outputs may never have been pushed: take what the remote has, quietly.
+      let available = Set(wanted.map(\.hex)).subtracting(try engine.missingOnRemote(wanted.map(\.hex)))
+      let ids = wanted.filter { available.contains($0.hex) }
+      var extra = try download(ids, manifests: Set(outs.filter(\.1).map(\.0)), engine: engine)
+      extra.alreadyThere = 0
+      summary.merge(extra)
+    }
+    if summary.transferred > 0 { try cache.sync() }
+    return FetchResult(remote: remoteName, summary: summary, runRecords: imported)
+  }
+
+  /// Imports the remote's run records the ledger lacks; returns how many.
+  private func importRunRecords(_ engine: TransferEngine) throws -> Int {
+    let remoteIDs = try remoteRunIDs(engine)
+    guard !remoteIDs.isEmpty else { return 0 }
+    let ledger = try openLedger()
+    let todo = remoteIDs.subtracting(try ledger.allRunIDs()).sorted()
+    let temporary = pipelineDirectory + "/tmp"
+    try FileSystem.createDirectory(temporary)
+    // Records are small and many: download in parallel, import in one writer, in id order.
+    var imported = 0
+    let batch = 256
+    for start in stride(from: 0, to: todo.count, by: batch) {
+      let ids = Array(todo[start..<min(todo.count, start + batch)])
+      let records = Locked<[String: [UInt8]]>([:])
+      try parallelForEach(ids.count, workers: engine.jobs) { i in
+        let file = temporary + "/" + TransferEngine.downloadPrefix + "run.\(getpid()).\(ids[i])"
+        defer { try? FileSystem.removeFile(file) }
+        try engine.retrying {
+          try engine.remote.download(TransferEngine.runsPrefix + ids[i] + ".json", to: file) { _ in }
+        }
+        if let bytes = try FileSystem.readFileIfPresent(file) { records.withLock { $0[ids[i]] = bytes } }
+      }
+      for id in ids {
+        guard let bytes = records.withLock({ $0[id] }) else { continue }
+        if try ledger.importRun(bytes, name: TransferEngine.runsPrefix + id + ".json") { imported += 1 }
+      }
+    }
+    return imported
+  }
+}
