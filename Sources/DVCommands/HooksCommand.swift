@@ -242,7 +242,18 @@ enum HookRendering {
     switch workspace.prePushTarget() {
     case .disabled: return
     case .noDefaultRemote: note("no default remote, nothing pushed (`dv remote add -d NAME URL` sets one)")
-    case .remote: return
+    case .remote(let name):
+      // git pushes only after this exits 0: a failed upload stops the push, so commits never
+      // reach the git remote ahead of their data.
+      let result = try workspace.push(remote: name)
+      let summary = result.summary
+      note(
+        "pushed \(Format.plural(summary.transferred, "object")) (\(Format.bytes(summary.bytes))) to '\(name)'"
+          + (result.runRecords > 0 ? ", \(Format.plural(result.runRecords, "run record"))" : ""))
+      for path in result.notCached {
+        note("'\(path)' is not (fully) in the cache and was not pushed; run `dv add` or `dv repro`")
+      }
+      try summary.throwIfFailed()
     }
   }
 

@@ -228,6 +228,6 @@ extension Workspace {
   /// Where pre-push pushes: nowhere when `hooks.pre_push` is off or no default remote is set.
   public func prePushTarget() -> PrePushTarget {
     guard config.hooks.prePush else { return .disabled }
-    return .noDefaultRemote
+    return config.defaultRemote.map { .remote($0) } ?? .noDefaultRemote
   }
 }

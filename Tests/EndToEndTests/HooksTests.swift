@@ -304,4 +304,40 @@ final class HooksTests: DVTestCase {
     XCTAssertFalse(rebase.stderr.contains("written"), rebase.stderr)
     XCTAssertEqual(read("data/raw/a.csv"), "id,v\n1,other\n")
   }
+
+  // MARK: - pre-push
+
+  func testPrePushPushesTheDataToTheDefaultRemoteBeforeGitPushes() throws {
+    try makeRepository()
+    XCTAssertEqual(try git("init", "-q", "--bare", root + "/origin.git").code, 0)
+    try git("remote", "add", "origin", root + "/origin.git")
+    XCTAssertEqual(try dv("hooks", "install").code, 0)
+
+    let noRemote = try git("push", "-q", "origin", "main")
+    XCTAssertEqual(noRemote.code, 0, noRemote.stderr)
+    XCTAssertTrue(noRemote.stderr.contains("dv: no default remote, nothing pushed"), noRemote.stderr)
+
+    XCTAssertEqual(try dv("remote", "add", "-d", "backup", root + "/store").code, 0)
+    try write(".pipeline/config.local.yaml", "version: 1\nhooks:\n  pre_push: off\n")
+    XCTAssertEqual(try git("push", "-q", "origin", "main").code, 0)
+    XCTAssertFalse(exists("store/files"), "pre_push: off pushes nothing")
+    try FileSystem.removeFile(root + "/.pipeline/config.local.yaml")
+
+    try git("commit", "-q", "--allow-empty", "-m", "second")
+    let push = try git("push", "-q", "origin", "main")
+    XCTAssertEqual(push.code, 0, push.stderr)
+    XCTAssertTrue(push.stderr.contains("dv: pushed 4 objects"), push.stderr)
+    let pushed = FileManager.default.enumerator(atPath: root + "/store")!.compactMap { $0 as? String }
+    XCTAssertEqual(pushed.filter { $0.hasPrefix("files/sha256/") && $0.count > 20 }.count, 4, "\(pushed)")
+
+    // A remote that cannot take the data stops git's push: the commit must not get ahead of it.
+    try write("blocker", "a file where the remote's directory should be\n")
+    XCTAssertEqual(try dv("remote", "add", "-d", "broken", root + "/blocker/store").code, 0)
+    try git("commit", "-q", "--allow-empty", "-m", "third")
+    let refused = try git("push", "-q", "origin", "main")
+    XCTAssertNotEqual(refused.code, 0)
+    XCTAssertTrue(refused.stderr.contains("failed to transfer"), refused.stderr)
+    let remoteHead = try git("--git-dir", root + "/origin.git", "log", "-1", "--format=%s", "main")
+    XCTAssertEqual(remoteHead.stdout, "second\n")
+  }
 }
