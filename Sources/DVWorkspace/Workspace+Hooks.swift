@@ -131,6 +131,7 @@ extension Workspace {
     }
     var problems: [PreCommitProblem] = []
     let builder = try builder()
+    builder.remembersInspections = true
     for pointer in pointers {
       let item = TrackedData(
         path: pointer.path, kind: pointer.kind, hash: pointer.hash, source: .pointer(pointer.location))

@@ -206,6 +206,14 @@ final class HooksTests: DVTestCase {
     XCTAssertTrue(lockNotStaged.stderr.contains("run `git add stages.lock`"), lockNotStaged.stderr)
     let commit = try git("commit", "-q", "-am", "other input")
     XCTAssertEqual(commit.code, 0, commit.stderr)
+
+    // The data is both a pointer's and the stage's dep: a change shows on both.
+    try write("data/raw/b.csv", "id,v\n2,changed\n")
+    let both = try git("commit", "-q", "--allow-empty", "-m", "data changed")
+    XCTAssertEqual(both.code, 1)
+    XCTAssertTrue(both.stderr.contains("data/raw is modified but not recorded"), both.stderr)
+    XCTAssertTrue(both.stderr.contains("stage 'count' is stale: changed deps: modified data/raw"), both.stderr)
+    XCTAssertTrue(both.stderr.contains("run `dv add data/raw`, `dv repro`, then commit again"), both.stderr)
   }
 
   func testWarnModeLetsTheCommitThroughAndDVSkipHooksSkipsEverything() throws {
