@@ -1,3 +1,4 @@
+import CDVSystem
 import DVBasics
 import Foundation
 
@@ -223,37 +224,59 @@ struct GitCommand {
 
   /// A started git process whose output is read by `finish`.
   struct Running {
-    let process: Process
-    let output: Pipe
-    let errors: Pipe
+    let pid: pid_t
+    let output: Int32
+    let errors: Int32
 
     /// Waits for git; its stdout, or `Failure` with its first stderr line.
     func finish() throws -> Data {
-      let data = output.fileHandleForReading.readDataToEndOfFile()
-      let problem = errors.fileHandleForReading.readDataToEndOfFile()
-      process.waitUntilExit()
-      guard process.terminationStatus == 0 else {
+      let data = FileHandle(fileDescriptor: output, closeOnDealloc: true).readDataToEndOfFile()
+      let problem = FileHandle(fileDescriptor: errors, closeOnDealloc: true).readDataToEndOfFile()
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      guard status == 0 else {
         let line = String(decoding: problem, as: UTF8.self).split(separator: "\n").first.map(String.init)
-        throw Failure(message: line ?? "git exited with \(process.terminationStatus)")
+        throw Failure(message: line ?? "git failed (wait status \(status))")
       }
       return data
     }
   }
 
   /// Starts git without waiting, so the caller can work meanwhile.
+  ///
+  /// posix_spawn rather than Foundation's Process, which costs several milliseconds more per
+  /// call: this runs inside the pre-commit hook, where every millisecond is the user's.
   func start(_ arguments: [String]) throws -> Running {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["git"] + arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-    process.environment = Self.environment()
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    process.standardInput = FileHandle.nullDevice
-    do { try process.run() } catch { throw Failure(message: "cannot run git: \(error.localizedDescription)") }
-    return Running(process: process, output: output, errors: errors)
+    var output: [Int32] = [-1, -1]
+    var errors: [Int32] = [-1, -1]
+    guard dv_pipe_cloexec(&output) == 0 else { throw Failure(message: "cannot make a pipe for git") }
+    guard dv_pipe_cloexec(&errors) == 0 else {
+      close(output[0])
+      close(output[1])
+      throw Failure(message: "cannot make a pipe for git")
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+    let argv = (["git", "-C", directory] + arguments).map { strdup($0) } + [nil]
+    let envp = Self.environment().map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+      for p in argv { free(p) }
+      for p in envp { free(p) }
+    }
+    var pid: pid_t = 0
+    let result = posix_spawnp(&pid, "git", &actions, nil, argv, envp)
+    close(output[1])
+    close(errors[1])
+    guard result == 0 else {
+      close(output[0])
+      close(errors[0])
+      throw Failure(message: "cannot run git: \(String(cString: strerror(result)))")
+    }
+    return Running(pid: pid, output: output[0], errors: errors[0])
   }
 
   /// Runs git and returns its stdout.
