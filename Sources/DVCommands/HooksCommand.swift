@@ -133,9 +133,11 @@ struct HooksRunCommand: ParsableCommand {
     }
     if ProcessInfo.processInfo.environment["DV_SKIP_HOOKS"].map({ !$0.isEmpty && $0 != "0" }) ?? false { return }
     let directory = try FileSystem.currentDirectory()
-    let open = {
-      try Workspace(containing: workspace.map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 } ?? directory)
-    }
+    // Hooks are shared by every branch and worktree; where there is no workspace (a branch from
+    // before `dv init`), there is nothing for them to do.
+    let start = workspace.map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 } ?? directory
+    guard Workspace.find(containing: start) != nil else { return }
+    let open = { try Workspace(containing: start) }
     switch hook {
     case .preCommit: try HookRendering.preCommit(try open().preCommitCheck())
     case .postCheckout, .postMerge:

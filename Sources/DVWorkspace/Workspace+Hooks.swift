@@ -96,6 +96,16 @@ public struct HookCheckoutResult: Sendable {
 }
 
 extension Workspace {
+  /// The root of the workspace containing `directory` (searching upwards), or nil.
+  public static func find(containing directory: String) -> String? {
+    var candidate = FileSystem.realPath(directory) ?? directory
+    while !FileSystem.isDirectory(candidate + "/.pipeline") {
+      if candidate == "/" || candidate.isEmpty { return nil }
+      candidate = (candidate as NSString).deletingLastPathComponent
+    }
+    return candidate
+  }
+
   /// The hooks directory git reports for this workspace.
   public func gitHooksDirectory() throws -> GitHooksDirectory {
     try GitHooksDirectory(workspaceRoot: root)

@@ -277,6 +277,14 @@ final class HooksTests: DVTestCase {
     let merge = try git("merge", "-q", "--ff-only", "other")
     XCTAssertEqual(merge.code, 0, merge.stderr)
     XCTAssertEqual(read("data/raw/a.csv"), "id,v\n1,other\n", "post-merge")
+
+    // A branch from before `dv init`: the hooks have nothing to do there, and say nothing.
+    XCTAssertEqual(try git("checkout", "-q", "--orphan", "bare").code, 0)
+    try git("rm", "-r", "-q", "--cached", ".")
+    try FileSystem.removeTree(root + "/.pipeline")
+    let plain = try git("commit", "-q", "--allow-empty", "-m", "no workspace")
+    XCTAssertEqual(plain.code, 0, plain.stderr)
+    XCTAssertEqual(plain.stderr, "")
   }
 
   func testACheckoutNeverOverwritesUncachedDataAndNamesMissingObjects() throws {
