@@ -287,6 +287,22 @@ final class HooksTests: DVTestCase {
     XCTAssertEqual(plain.stderr, "")
   }
 
+  func testThePreCommitFrameworksVariablesDriveTheCheckoutHook() throws {
+    try makeRepository()
+    try makeOtherBranch()
+    XCTAssertEqual(try dv("checkout").code, 0)
+    XCTAssertEqual(try git("checkout", "-q", "other").code, 0)
+    let framework = ["PRE_COMMIT_FROM_REF": "main", "PRE_COMMIT_TO_REF": "other"]
+    let fileCheckout = try dv(
+      "hooks", "run", "post-checkout", env: framework.merging(["PRE_COMMIT_CHECKOUT_TYPE": "0"]) { $1 })
+    XCTAssertEqual(fileCheckout.code, 0, fileCheckout.stderr)
+    XCTAssertEqual(read("data/raw/a.csv"), "id,v\n1,a\n")
+    let branch = try dv(
+      "hooks", "run", "post-checkout", env: framework.merging(["PRE_COMMIT_CHECKOUT_TYPE": "1"]) { $1 })
+    XCTAssertEqual(branch.code, 0, branch.stderr)
+    XCTAssertEqual(read("data/raw/a.csv"), "id,v\n1,other\n")
+  }
+
   func testACheckoutNeverOverwritesUncachedDataAndNamesMissingObjects() throws {
     try makeRepository()
     try makeOtherBranch()
