@@ -24,11 +24,15 @@ struct PushCommand: ParsableCommand {
   @OptionGroup var global: GlobalOptions
   @OptionGroup var transfer: TransferOptions
 
+  @Flag(help: "Also upload the cached outputs the run records name, so others' `dv repro` can restore them.")
+  var runCache = false
+
   @Argument(help: "Only these tracked paths.")
   var targets: [String] = []
 
   func run() throws {
-    let result = try global.workspace().push(targets, remote: transfer.remote, jobs: transfer.jobs)
+    let result = try global.workspace().push(
+      targets, remote: transfer.remote, jobs: transfer.jobs, runCache: runCache)
     let summary = result.summary
     if summary.transferred == 0 && summary.failed.isEmpty && result.runRecords == 0 {
       print("everything is already on '\(result.remote)'")

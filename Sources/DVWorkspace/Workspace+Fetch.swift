@@ -38,16 +38,26 @@ extension Workspace {
         guard let id = out.hash.flatMap(ObjectID.init) else { return nil }
         return (id, out.files != nil)
       }
-      let wanted = outs.filter { !cache.contains($0.0) }.map(\.0)
       // Run-cache outputs may never have been pushed: take what the remote has, quietly.
-      let available = Set(wanted.map(\.hex)).subtracting(try engine.missingOnRemote(wanted.map(\.hex)))
-      let ids = wanted.filter { available.contains($0.hex) }
-      var extra = try download(ids, manifests: Set(outs.filter(\.1).map(\.0)), engine: engine)
-      extra.alreadyThere = 0
+      var extra = try downloadAvailable(outs.map(\.0), engine: engine)
+      var files = Set<ObjectID>()
+      for (id, isDirectory) in outs where isDirectory && cache.contains(id) {
+        files.formUnion(try cache.manifest(id).entries.map(\.hash))
+      }
+      extra.merge(try downloadAvailable(Array(files), engine: engine))
       summary.merge(extra)
     }
     if summary.transferred > 0 { try cache.sync() }
     return FetchResult(remote: remoteName, summary: summary, runRecords: imported)
+  }
+
+  /// Downloads those of `ids` that are not cached and that the remote has.
+  private func downloadAvailable(_ ids: [ObjectID], engine: TransferEngine) throws -> TransferSummary {
+    let wanted = Array(Set(ids.filter { !cache.contains($0) }))
+    guard !wanted.isEmpty else { return TransferSummary() }
+    let absent = try engine.missingOnRemote(wanted.map(\.hex))
+    let available = wanted.map(\.hex).filter { !absent.contains($0) }
+    return try engine.download(available, into: pipelineDirectory + "/tmp", commit: commitDownload)
   }
 
   /// Imports the remote's run records the ledger lacks; returns how many.

@@ -18,8 +18,10 @@ public struct PushResult: Sendable {
 extension Workspace {
   /// Uploads what the working tree references (pointers and stages.lock outs; with `targets`
   /// only those), directory manifests with their files, and the run records the remote lacks.
+  /// With `runCache`, also the cached outputs those records name, so that other workspaces can
+  /// restore them instead of running.
   public func push(
-    _ targets: [String] = [], remote name: String? = nil, jobs: Int? = nil,
+    _ targets: [String] = [], remote name: String? = nil, jobs: Int? = nil, runCache: Bool = false,
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) throws -> PushResult {
     let engine = try transferEngine(remote: name, jobs: jobs, environment: environment)
@@ -31,6 +33,16 @@ extension Workspace {
       if !tracked.complete { notCached.append(tracked.data.path.value) }
       ids += tracked.ids
       for id in tracked.ids where owner[id] == nil { owner[id] = tracked.data.path.value }
+    }
+    if runCache && FileSystem.exists(pipelineDirectory + "/" + LineageLedger.fileName) {
+      // Only what is cached: run-cache outputs that were since collected are skipped quietly.
+      for out in try openLedger().runCacheOutputs() {
+        guard let id = out.hash.flatMap(ObjectID.init), cache.contains(id) else { continue }
+        ids.append(id)
+        if out.files != nil {
+          ids += try cache.manifest(id).entries.map(\.hash).filter { cache.contains($0) }
+        }
+      }
     }
     // Plan first, so that only the objects the remote lacks are looked at on disk.
     let missing = try engine.missingOnRemote(ids.map(\.hex))

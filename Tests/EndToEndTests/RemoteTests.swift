@@ -243,5 +243,21 @@ final class RemoteTests: DVTestCase {
 
     // Importing again changes nothing.
     XCTAssertFalse(try dv("fetch", in: "b").stdout.contains("imported"))
+
+    // An output the working tree no longer references travels with --run-cache.
+    try write("a/params.yaml", "n: 1\n")
+    XCTAssertEqual(try dv("repro", in: "a").code, 0)
+    try write("a/params.yaml", "n: 3\n")
+    XCTAssertEqual(try dv("repro", in: "a").code, 0)
+    XCTAssertEqual(try FileSystem.readTextIfPresent(counter), "ran\nran\nran\n")
+    let plain = try dv("push", in: "a").stdout
+    XCTAssertEqual(plain, "pushed 0 objects (0 B), 0 failed; 2 run records\n", "n=3's output is data/raw.txt's")
+    XCTAssertTrue(try dv("push", "--run-cache", in: "a").stdout.hasPrefix("pushed 1 object ("), "n=1's output")
+    try write("b/params.yaml", "n: 1\n")
+    XCTAssertEqual(try dv("fetch", "--run-cache", in: "b").code, 0)
+    let restoredAgain = try dv("repro", in: "b")
+    XCTAssertTrue(restoredAgain.stdout.contains("restored its outputs from the run cache"), restoredAgain.stdout)
+    XCTAssertEqual(read("b/prepared.txt"), "1\n")
+    XCTAssertEqual(try FileSystem.readTextIfPresent(counter), "ran\nran\nran\n")
   }
 }
