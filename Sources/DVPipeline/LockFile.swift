@@ -92,7 +92,7 @@ public struct LockFile: Sendable, Equatable {
     return try parse(text)
   }
 
-  static func parse(_ text: String) throws -> LockFile {
+  package static func parse(_ text: String) throws -> LockFile {
     let file = try YAMLFile(text: text, name: fileName)
     var lock = LockFile()
     guard file.root != nil else { return lock }

@@ -51,6 +51,9 @@ public struct StalenessChecker {
   let lock: LockFile
   let builder: DataBuilder
   let registry: PluginRegistry
+  /// Whether stages reading a URL ask it for a new version (a network request); the pre-commit
+  /// hook turns this off.
+  public var checksSources = true
 
   public init(pipeline: Pipeline, lock: LockFile, builder: DataBuilder, registry: PluginRegistry) {
     self.pipeline = pipeline
@@ -130,7 +133,7 @@ public struct StalenessChecker {
     if !changedOuts.isEmpty { reasons.append(.changedOuts(changedOuts)) }
     if stage.alwaysChanged { reasons.append(.alwaysChanged) }
     // Asked last and only of an otherwise fresh stage: it may cost a request over the network.
-    if reasons.isEmpty, let recorded = record.source {
+    if reasons.isEmpty, checksSources, let recorded = record.source {
       let (plugin, config) = try registry.resolve(stage)
       if let current = plugin.sourceVersion(config: config, workspaceRoot: builder.workspaceRoot), current != recorded {
         reasons.append(.changedSource("\(recorded) -> \(current)"))

@@ -29,6 +29,11 @@ public final class DataBuilder: @unchecked Sendable {
   public let state: StateCache
   public let cache: ObjectCache
   public let progress: ProgressReporter
+  /// Whether `.inspect` results are remembered by path for this builder's lifetime, so data
+  /// looked at twice (a pointer's data that is also a stage's dep) is scanned once. Only for
+  /// read-only checks: nothing may change the workspace while such a builder is in use.
+  public var remembersInspections = false
+  private let inspected = Locked<[RelativePath: BuiltData]>([:])
 
   public init(
     workspaceRoot: String, ignore: IgnoreRules, state: StateCache, cache: ObjectCache, progress: ProgressReporter
@@ -56,14 +61,29 @@ public final class DataBuilder: @unchecked Sendable {
   public func build(
     _ path: RelativePath, mode: Mode, wantManifest: Bool = false, manifestUnless: ObjectID? = nil
   ) throws -> BuiltData? {
+    let remembering: Bool
+    if remembersInspections, case .inspect = mode { remembering = true } else { remembering = false }
+    if remembering, !wantManifest, let known = inspected.withLock({ $0[path] }),
+      manifestUnless == nil || manifestUnless == known.hash
+    {
+      return known
+    }
     let absolute = path.absolute(under: workspaceRoot)
     guard let stat = try FileStat.of(absolute) else { return nil }
+    var built: BuiltData
     switch stat.kind {
-    case .file: return try buildFile(path, absolute: absolute, stat: stat, mode: mode)
+    case .file: built = try buildFile(path, absolute: absolute, stat: stat, mode: mode)
     case .directory:
-      return try buildDirectory(path, mode: mode, wantManifest: wantManifest, manifestUnless: manifestUnless)
+      built = try buildDirectory(path, mode: mode, wantManifest: wantManifest, manifestUnless: manifestUnless)
     default: throw StorageError.unsupportedFileType(path.value)
     }
+    if remembering {
+      let result = built
+      built.manifest = nil
+      inspected.withLock { [built] in $0[path] = built }
+      return result
+    }
+    return built
   }
 
   private func buildFile(_ path: RelativePath, absolute: String, stat: FileStat, mode: Mode) throws -> BuiltData {

@@ -62,7 +62,8 @@ extension Workspace {
     return report
   }
 
-  private func status(of item: TrackedData, builder: DataBuilder) throws -> DataStatus? {
+  /// How one tracked path differs from its record; nil when it is as recorded and cached.
+  func status(of item: TrackedData, builder: DataBuilder) throws -> DataStatus? {
     var status = DataStatus(path: item.path, recordedIn: item.recordedIn, state: .modified)
     guard let current = try builder.build(item.path, mode: .inspect, manifestUnless: item.hash) else {
       status.state = .deleted

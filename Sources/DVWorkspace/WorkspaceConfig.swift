@@ -9,6 +9,8 @@ import Yams
 public struct WorkspaceConfig: Sendable, Equatable {
   /// The format version written by this dv.
   public static let version = 1
+  /// How the git hooks behave (`hooks:`).
+  public var hooks = HookSettings()
 
   /// True when the workspace lives outside git (`dv init --no-scm`): no .gitignore entries.
   public var noSCM = false
@@ -33,7 +35,8 @@ public struct WorkspaceConfig: Sendable, Equatable {
 
   private mutating func apply(_ file: YAMLFile) throws {
     guard file.root != nil else { return }
-    let entries = try file.rootMapping(allowed: ["version", "core", "cache", "remotes"], what: "the config")
+    let entries = try file.rootMapping(
+      allowed: ["version", "core", "cache", "remotes", "hooks"], what: "the config")
     try file.checkVersion(entries, supported: Self.version)
     for entry in entries {
       switch entry.key {
@@ -87,6 +90,8 @@ public struct WorkspaceConfig: Sendable, Equatable {
           }
           cacheTypes = types
         }
+      case "hooks":
+        try hooks.apply(file, entry.value)
       default:
         break
       }
