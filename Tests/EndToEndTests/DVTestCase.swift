@@ -82,40 +82,27 @@ class DVTestCase: XCTestCase {
   }
 
   /// Runs `dv args...` in the root and returns its result with the peak RSS (KiB) of that one
-  /// process, from wait4: getrusage(RUSAGE_CHILDREN) would be the largest child of the whole
-  /// test run.
+  /// process. A child spawned straight from this test process starts with the test process's
+  /// own high-water mark (the kernel carries it across the exec), so a small Python parent
+  /// spawns dv and reports dv's ru_maxrss from wait4.
   func dvMeasuringMemory(_ args: String..., timeout: Double = 600) throws -> (RunResult, peakKiB: Int) {
-    let out = root + ".stdout"
-    let err = root + ".stderr"
-    defer {
-      try? FileSystem.removeFile(out)
-      try? FileSystem.removeFile(err)
+    let script = """
+      import os, sys
+      root, exe, *args = sys.argv[1:]
+      os.chdir(root)
+      pid = os.posix_spawn(exe, [exe] + args, os.environ)
+      _, status, usage = os.wait4(pid, 0)
+      sys.stderr.write("\\nDV_PEAK_RSS_KIB=%d\\n" % usage.ru_maxrss)
+      sys.exit(os.waitstatus_to_exitcode(status))
+      """
+    var result = try run("/usr/bin/env", ["python3", "-c", script, root, Self.binary] + args, timeout: timeout)
+    var peak = -1
+    if let marker = result.stderr.range(of: "\nDV_PEAK_RSS_KIB=") {
+      peak = Int(result.stderr[marker.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+      result.stderr = String(result.stderr[..<marker.lowerBound])
     }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    // sh changes directory and execs dv: the same process, so wait4 reports dv's own usage.
-    let argv = (["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", root, Self.binary] + args).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
-    XCTAssertEqual(rc, 0, "posix_spawn")
-    let finished = Locked(false)
-    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
-      if !finished.withLock({ $0 }) { kill(pid, SIGKILL) }
-    }
-    var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    finished.withLock { $0 = true }
-    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    let result = RunResult(
-      code: code, stdout: (try? FileSystem.readTextIfPresent(out)) ?? "",
-      stderr: (try? FileSystem.readTextIfPresent(err)) ?? "")
-    return (result, usage.ru_maxrss)
+    XCTAssertGreaterThan(peak, 0, "the peak RSS was reported")
+    return (result, peak)
   }
 
   /// Writes a file under the root, creating parents; backdated so the stat cache trusts it.

@@ -360,7 +360,7 @@ final class HooksTests: DVTestCase {
     XCTAssertEqual(push.code, 0, push.stderr)
     XCTAssertTrue(push.stderr.contains("dv: pushed 4 objects"), push.stderr)
     let pushed = FileManager.default.enumerator(atPath: root + "/store")!.compactMap { $0 as? String }
-    XCTAssertEqual(pushed.filter { $0.hasPrefix("files/sha256/") && $0.count > 20 }.count, 4, "\(pushed)")
+    XCTAssertEqual(pushed.filter { $0.hasPrefix("sha256/") && $0.count > 20 }.count, 4, "\(pushed)")
 
     // A remote that cannot take the data stops git's push: the commit must not get ahead of it.
     try write("blocker", "a file where the remote's directory should be\n")
