@@ -62,6 +62,9 @@ public final class CurlTransport: HTTPTransport, @unchecked Sendable {
       // "Name;" is how libcurl is told to send a header with an empty value.
       headerList = curl_slist_append(headerList, value.isEmpty ? "\(name);" : "\(name): \(value)")
     }
+    // libcurl asks "Expect: 100-continue" before larger uploads and waits a round trip for the
+    // answer; S3 and GCS need no such handshake ("Expect:" with no value removes the header).
+    headerList = curl_slist_append(headerList, "Expect:")
     let context = Unmanaged.passUnretained(transfer).toOpaque()
     dv_curl_setopt_string(handle, CURLOPT_URL, request.url)
     // Signals would interrupt other threads' work; timeouts are enforced without them.
