@@ -29,8 +29,22 @@ extension Workspace {
     var ids: [ObjectID] = []
     var owner: [ObjectID: String] = [:]
     var notCached: [String] = []
-    for tracked in try objects(of: trackedData(selecting: targets)) {
+    var manifests = Set<ObjectID>()
+    let selected = try objects(of: trackedData(selecting: targets))
+    // A directory's manifest goes up only after all its files did (below), so a manifest on the
+    // remote means its files are there: such directories need one existence check, not a
+    // listing of every object (what makes a no-op push of many files cheap).
+    let directories = selected.filter { $0.data.kind == .dir && $0.complete }.map(\.data.hash)
+    let manifestsMissing = directories.isEmpty ? [] : try engine.missingOnRemote(directories.map(\.hex))
+    for tracked in selected {
       if !tracked.complete { notCached.append(tracked.data.path.value) }
+      if tracked.data.kind == .dir && tracked.complete {
+        manifests.insert(tracked.data.hash)
+        if !manifestsMissing.contains(tracked.data.hash.hex) {
+          ids.append(tracked.data.hash)
+          continue
+        }
+      }
       ids += tracked.ids
       for id in tracked.ids where owner[id] == nil { owner[id] = tracked.data.path.value }
     }
@@ -40,13 +54,15 @@ extension Workspace {
         guard let id = out.hash.flatMap(ObjectID.init), cache.contains(id) else { continue }
         ids.append(id)
         if out.files != nil {
+          manifests.insert(id)
           ids += try cache.manifest(id).entries.map(\.hash).filter { cache.contains($0) }
         }
       }
     }
     // Plan first, so that only the objects the remote lacks are looked at on disk.
     let missing = try engine.missingOnRemote(ids.map(\.hex))
-    var items: [UploadItem] = []
+    var files: [UploadItem] = []
+    var manifestItems: [UploadItem] = []
     var seen = Set<ObjectID>()
     for id in ids where missing.contains(id.hex) && seen.insert(id).inserted {
       let path = cache.path(for: id)
@@ -54,10 +70,17 @@ extension Workspace {
         if let path = owner[id], !notCached.contains(path) { notCached.append(path) }
         continue
       }
-      items.append(UploadItem(id: id.hex, path: path, size: stat.size))
+      let item = UploadItem(id: id.hex, path: path, size: stat.size)
+      if manifests.contains(id) { manifestItems.append(item) } else { files.append(item) }
     }
-    var summary = try engine.upload(items, missing: missing)
-    summary.alreadyThere = Set(ids).count - items.count
+    var summary = try engine.upload(files, missing: missing)
+    if summary.failed.isEmpty {
+      summary.merge(try engine.upload(manifestItems, missing: missing))
+    } else {
+      // A manifest without all its files would make later pushes skip them.
+      for item in manifestItems { summary.failed.append((item.id, PushError.filesFailed)) }
+    }
+    summary.alreadyThere = Set(ids).count - files.count - manifestItems.count
     let runs = try pushRunRecords(engine, failures: &summary.failed)
     return PushResult(remote: remoteName, summary: summary, runRecords: runs, notCached: notCached)
   }
@@ -91,4 +114,13 @@ extension Workspace {
     failures += runFailures
     return todo.count - runFailures.count
   }
+}
+
+/// Why a directory manifest was not pushed.
+enum PushError: DVError {
+  /// Some of the directory's files failed to upload; the manifest waits for the next push.
+  case filesFailed
+
+  var kind: FailureKind { .failed }
+  var description: String { "not uploaded because some of the directory's files failed; run `dv push` again" }
 }
