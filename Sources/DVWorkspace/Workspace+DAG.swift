@@ -14,12 +14,3 @@ extension Workspace {
     return pipeline
   }
 }
-
-extension Workspace {
-  /// The plugins this workspace's stages can use: built-in ones, then `dv-plugin-<kind>`
-  /// executables in `.pipeline/plugins/` and on PATH.
-  public var plugins: PluginRegistry {
-    BuiltInPlugins.registry(
-      searchPath: PluginRegistry.searchPath(workspaceRoot: root, environment: ProcessInfo.processInfo.environment))
-  }
-}

@@ -1,4 +1,6 @@
 import DVBasics
+import DVPipeline
+import DVPlugins
 import DVStorage
 import Foundation
 
@@ -43,6 +45,12 @@ public final class Workspace: @unchecked Sendable {
     resolver = PathResolver(root: candidate, currentDirectory: start)
     self.progress = progress
   }
+
+  /// The plugins this workspace's stages can use: built-in ones, then `dv-plugin-<kind>`
+  /// executables in `.pipeline/plugins/` and on PATH. One registry per workspace value, so an
+  /// external plugin's `--describe` runs once per command however often stages are resolved.
+  public lazy var plugins = BuiltInPlugins.registry(
+    searchPath: PluginRegistry.searchPath(workspaceRoot: root, environment: ProcessInfo.processInfo.environment))
 
   /// The local object store.
   public lazy var cache = ObjectCache(root: pipelineDirectory + "/cache", tmp: pipelineDirectory + "/tmp")

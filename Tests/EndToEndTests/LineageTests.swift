@@ -121,6 +121,9 @@ final class LineageTests: DVTestCase {
     let text = try dv("lineage", "log", "--stage", "train")
     XCTAssertTrue(text.stdout.contains("train  failed"), text.stdout)
     XCTAssertFalse(text.stdout.contains("prepare"), text.stdout)
+    assertFails(
+      try dv("lineage", "show", "data/prepared.txt", "--run", "ZZZ"), code: 2,
+      "no run 'ZZZ' in the ledger; `dv lineage log` lists them")
   }
 
   func testOpenLineageEventsHaveTheRunEventStructure() throws {
