@@ -242,7 +242,8 @@ public final class GCSRemote: Remote {
       }
       throw failure(response, key: key)
     }
-    do { try sink.finish() } catch { throw RemoteError.transport(url: remoteURL(key), message: "\(error)") }
+    // No fsync: the caller hashes the file and decides whether and how it enters the cache.
+    do { try sink.finish(sync: false) } catch { throw RemoteError.transport(url: remoteURL(key), message: "\(error)") }
   }
 
   public func delete(_ key: String) throws {

@@ -191,12 +191,15 @@ public final class MemorySink: HTTPResponseSink {
   }
 }
 
-/// Writes a body to a file, created (or emptied) when the response begins.
+/// Writes a body to a file, created (or emptied) when the response begins. Bytes are gathered
+/// into 1 MiB writes (a plain-HTTP body arrives in 16 KiB pieces); `finish` writes the rest.
 public final class FileSink: HTTPResponseSink {
   public let path: String
-  /// Bytes written so far.
+  /// Bytes received so far.
   public private(set) var count: Int64 = 0
   private var fd: Int32 = -1
+  private var pending: [UInt8] = []
+  private static let chunk = 1 << 20
 
   public init(path: String) { self.path = path }
 
@@ -207,21 +210,36 @@ public final class FileSink: HTTPResponseSink {
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     if fd < 0 { throw SystemError("creating '\(path)'", errno: errno) }
     count = 0
+    pending.removeAll(keepingCapacity: true)
+    pending.reserveCapacity(Self.chunk)
   }
 
   public func write(_ bytes: UnsafeRawBufferPointer) throws {
-    try FileSystem.writeAll(fd, bytes, path: path)
     count += Int64(bytes.count)
+    if pending.isEmpty && bytes.count >= Self.chunk {
+      try FileSystem.writeAll(fd, bytes, path: path)
+      return
+    }
+    pending.append(contentsOf: bytes)
+    if pending.count >= Self.chunk { try flush() }
   }
 
-  /// Makes the file durable and closes it.
-  public func finish() throws {
+  private func flush() throws {
+    guard !pending.isEmpty else { return }
+    try pending.withUnsafeBytes { try FileSystem.writeAll(fd, $0, path: path) }
+    pending.removeAll(keepingCapacity: true)
+  }
+
+  /// Writes what is buffered and closes the file; with `sync`, makes it durable first. A body
+  /// that never began leaves no file to finish.
+  public func finish(sync: Bool = true) throws {
     guard fd >= 0 else { return }
     defer {
       Glibc.close(fd)
       fd = -1
     }
-    if fsync(fd) != 0 { throw SystemError("syncing '\(path)'", errno: errno) }
+    try flush()
+    if sync && fsync(fd) != 0 { throw SystemError("syncing '\(path)'", errno: errno) }
   }
 }
 

@@ -208,6 +208,7 @@ public final class S3Remote: Remote {
       S3Request(.get, key: objectKey(key)), shownAs: displayURL(key), sink: sink, progress: reporter)
     guard response.isSuccess else { throw failure(response, shownAs: displayURL(key)) }
     // No fsync: the caller hashes the file and decides whether and how it enters the cache.
+    do { try sink.finish(sync: false) } catch { throw RemoteError.transport(url: displayURL(key), message: "\(error)") }
   }
 
   public func delete(_ key: String) throws {

@@ -36,6 +36,9 @@ public final class ObjectCache: @unchecked Sendable {
   private let createdFanout = Locked<Set<UInt8>>([])
   private let unsupported = Locked<Set<LinkType>>([])
   private let tmpfileUnsupported = Locked(false)
+  /// Objects whose bytes this process hashed against their name as they entered the cache (a
+  /// verified download). Placing one of them again needs no second read of every byte.
+  private let verifiedHere = Locked<Set<ObjectID>>([])
 
   public init(root: String, tmp: String) {
     self.root = root
@@ -55,6 +58,13 @@ public final class ObjectCache: @unchecked Sendable {
   public func contains(_ id: ObjectID) -> Bool {
     var st = stat()
     return stat(path(for: id), &st) == 0
+  }
+
+  /// Records that this process has just checked the cached object `id` against its name (the
+  /// bytes were hashed as they were written, moments ago), so `materialize` trusts it without
+  /// hashing it again.
+  public func noteVerified(_ id: ObjectID) {
+    verifiedHere.withLock { _ = $0.insert(id) }
   }
 
   /// The inode of a cached object, when present.
@@ -408,12 +418,18 @@ public final class ObjectCache: @unchecked Sendable {
           // Verify first (a corrupt object is never placed), then let the kernel copy:
           // copy_file_range shares extents where the filesystem can and skips a trip through
           // user space where it cannot.
-          let (actual, size) = try SHA256Hasher.hashDescriptor(src, path: object, buffer: buffer.bytes)
-          if actual != id {
-            let moved = try moveAside(id)
-            throw StorageError.corruptObject(id, movedTo: moved)
+          let size: Int64
+          if verifiedHere.withLock({ $0.contains(id) }) {
+            size = try FileStat.of(descriptor: src, path: object).size
+          } else {
+            let (actual, hashedSize) = try SHA256Hasher.hashDescriptor(src, path: object, buffer: buffer.bytes)
+            if actual != id {
+              let moved = try moveAside(id)
+              throw StorageError.corruptObject(id, movedTo: moved)
+            }
+            size = hashedSize
+            lseek(src, 0, SEEK_SET)
           }
-          lseek(src, 0, SEEK_SET)
           if dv_copy_file_range(src, dst, Int(size)) != Int(size) {
             guard [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) else {
               throw SystemError("copying cache object \(id.short) to '\(path)'", errno: errno)

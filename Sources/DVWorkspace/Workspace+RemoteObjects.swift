@@ -40,7 +40,11 @@ extension Workspace {
   /// linked where the filesystem allows, else copied.
   func commitDownload(id hex: String, path: String) throws {
     guard let id = ObjectID(hex: Array(hex.utf8)), let stat = try FileStat.of(path) else { return }
+    let wasCached = cache.contains(id)
     _ = try cache.ingest(file: path, stat: stat, known: id, types: [.hardlink, .copy], buffer: IOBuffer(size: 1 << 16))
+    // The transfer engine hashed these bytes before handing them over, so checkout need not hash
+    // them again; an object that was cached before keeps being checked.
+    if !wasCached { cache.noteVerified(id) }
   }
 
   /// Downloads the objects of `ids` that are not cached; directory manifests among them are

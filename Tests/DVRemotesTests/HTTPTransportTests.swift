@@ -58,6 +58,18 @@ final class HTTPTransportTests: XCTestCase {
     XCTAssertEqual(try FileSystem.readFileIfPresent(path), bytes)
   }
 
+  func testALargeBodyIsWrittenWholeThroughTheSinksBuffer() throws {
+    // Larger than the sink's 1 MiB write buffer and not a multiple of it.
+    let bytes = try serve(3_500_001)
+    let path = NSTemporaryDirectory() + "/dv-transport-\(UUID().uuidString)"
+    defer { try? FileSystem.removeFile(path) }
+    let sink = FileSink(path: path)
+    _ = try transport.send(HTTPRequest(url: "\(server!)/\(file!)"), into: sink, progress: nil)
+    try sink.finish(sync: false)
+    XCTAssertEqual(sink.count, 3_500_001)
+    XCTAssertEqual(try FileSystem.readFileIfPresent(path), bytes)
+  }
+
   func testHeadHasHeadersAndNoBody() throws {
     try serve(1234)
     let (response, body) = try transport.data(HTTPRequest(.head, url: "\(server!)/\(file!)"))
