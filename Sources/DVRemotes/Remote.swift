@@ -19,8 +19,23 @@ public protocol Remote: Sendable {
   /// Downloads `key` into the file at `path` (created or truncated; the caller verifies it and
   /// moves it into place). Throws `RemoteError.notFound` when it is absent.
   func download(_ key: String, to path: String, progress: @escaping (Int64) -> Void) throws
+  /// Streams bytes `range` of `key` (the whole object when nil) into `sink`, retrying transient
+  /// failures (each retry calls `sink.begin` again). Throws `RemoteError.notFound` when `key` is
+  /// absent, and `RemoteError.server` when the range lies outside the object. `progress` gets
+  /// byte counts as they arrive (a retry takes back what the failed attempt reported).
+  func read(_ key: String, range: Range<Int64>?, into sink: ObjectSink, progress: @escaping (Int64) -> Void) throws
   /// Deletes `key` (absent is fine).
   func delete(_ key: String) throws
+}
+
+/// Receives an object's bytes as `Remote.read` streams them.
+public protocol ObjectSink: AnyObject {
+  /// The bytes that follow start at byte `offset` of the object. Called once before the first
+  /// byte (also for an empty range), and again whenever a failed attempt starts over; a server
+  /// that ignores a range request starts at 0 and the sink skips what it does not need.
+  func begin(at offset: Int64) throws
+  /// The next bytes.
+  func write(_ bytes: UnsafeRawBufferPointer) throws
 }
 
 /// A configured remote: its name, URL and settings from `.pipeline/config.yaml` merged with
