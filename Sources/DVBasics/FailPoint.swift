@@ -1,10 +1,17 @@
 import Foundation
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Failure injection for tests: `DV_FAILPOINT=name` (or `FailPoint.arm` in unit tests) makes
 /// `hit(name)` throw, so tests can prove an operation interrupted there leaves everything
-/// consistent.
+/// consistent. `name@N` throws at the Nth hit only (after N-1 went through); a `:kill` suffix
+/// (`name:kill`, `name@N:kill`) stops the process with SIGKILL there instead, as a crash or
+/// `kill -9` would.
 public enum FailPoint {
   private static let armed = Locked<String?>(ProcessInfo.processInfo.environment["DV_FAILPOINT"])
+  private static let hits = Locked(0)
 
   /// The error thrown at an armed fail point.
   public struct Injected: DVError {
@@ -14,10 +21,27 @@ public enum FailPoint {
   }
 
   /// Arms (or with nil disarms) a fail point in this process.
-  public static func arm(_ name: String?) { armed.withLock { $0 = name } }
+  public static func arm(_ name: String?) {
+    armed.withLock { $0 = name }
+    hits.withLock { $0 = 0 }
+  }
 
-  /// Throws when the fail point `name` is armed.
+  /// Throws when the fail point `name` is armed (at its Nth hit, for `name@N`).
   public static func hit(_ name: String) throws {
-    if let current = armed.withLock({ $0 }), current == name { throw Injected(name: name) }
+    guard var spec = armed.withLock({ $0 })?[...], spec.hasPrefix(name) else { return }
+    let kill = spec.hasSuffix(":kill")
+    if kill { spec = spec.dropLast(":kill".count) }
+    var rest = spec.dropFirst(name.count)
+    if !rest.isEmpty {
+      guard rest.first == "@", let n = Int(rest.dropFirst()) else { return }
+      rest = ""
+      let reached = hits.withLock { count -> Bool in
+        count += 1
+        return count == n
+      }
+      guard reached else { return }
+    }
+    if kill { Glibc.kill(getpid(), SIGKILL) }
+    throw Injected(name: name)
   }
 }

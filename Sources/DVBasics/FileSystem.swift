@@ -82,6 +82,15 @@ public enum FileSystem {
     }
   }
 
+  /// Creates (or truncates) `path` and writes `bytes` to it, without syncing: for temporary
+  /// files that something else makes durable or throws away.
+  public static func writeFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    if fd < 0 { throw SystemError("creating '\(path)'", errno: errno) }
+    defer { close(fd) }
+    try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+  }
+
   /// Replaces `path` with `bytes` atomically: a temporary file beside it, fsync, rename, fsync of
   /// the directory. Readers see the old content or the new, never a mix.
   public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {

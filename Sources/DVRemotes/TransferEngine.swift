@@ -62,15 +62,29 @@ public final class TransferEngine: @unchecked Sendable {
   public let retry: RetryPolicy
   /// Receives objects and bytes as they go.
   public let progress: ProgressReporter
+  /// Which objects a push packs (docs/formats.md §2).
+  public let packPolicy: PackPolicy
+  /// What the remote's packs hold; nil when packs are not used at all.
+  public let catalog: PackCatalog?
+  /// Where packs are built before they are uploaded.
+  let workDirectory: String?
 
+  /// With `workDirectory` (where packs are built) and `packIndexDirectory` (the local copy of
+  /// the remote's pack indexes), pushes pack small objects and every read consults the packs;
+  /// without them the engine moves loose objects only.
   public init(
     remote: Remote, jobs: Int, retry: RetryPolicy = RetryPolicy(retries: 2, baseDelay: 0.2),
-    progress: ProgressReporter = SilentProgress()
+    progress: ProgressReporter = SilentProgress(), workDirectory: String? = nil, packIndexDirectory: String? = nil,
+    packPolicy: PackPolicy = PackPolicy()
   ) {
     self.remote = remote
     self.jobs = max(1, jobs)
     self.retry = retry
     self.progress = progress
+    self.workDirectory = workDirectory
+    let packing = workDirectory != nil && packIndexDirectory != nil
+    catalog = packing ? PackCatalog(directory: packIndexDirectory) : nil
+    self.packPolicy = packing ? packPolicy : .never
   }
 
   /// The default parallelism: four transfers per core for network remotes (they wait on the
@@ -118,7 +132,8 @@ public final class TransferEngine: @unchecked Sendable {
   /// The ids of `ids` that the remote lacks: a listing when there are many, existence checks in
   /// parallel when there are few.
   public func missingOnRemote(_ ids: [String]) throws -> Set<String> {
-    let unique = Array(Set(ids))
+    var unique = Array(Set(ids))
+    if let catalog = try packCatalog() { unique.removeAll { catalog.location(of: $0) != nil } }
     if unique.count > Self.listingThreshold {
       let present = try remoteObjects()
       return Set(unique.filter { present[$0] == nil })
@@ -146,9 +161,17 @@ public final class TransferEngine: @unchecked Sendable {
     guard !todo.isEmpty else { return summary }
     progress.begin("pushing", totalItems: todo.count, totalBytes: todo.reduce(0) { $0 + $1.size })
     defer { progress.end() }
+    let small = todo.filter { packPolicy.packs($0) }
+    let packs = small.count >= packPolicy.minimumObjects ? packPolicy.groups(small, jobs: jobs) : []
+    let packed = Set(packs.joined().map(\.id))
+    let loose = todo.filter { !packed.contains($0.id) }
     let results = Locked(summary)
-    try parallelForEach(todo.count, workers: jobs) { i in
-      let item = todo[i]
+    try parallelForEach(packs.count + loose.count, workers: jobs, makeState: { IOScratch() }) { i, scratch in
+      if i < packs.count {
+        self.uploadPack(packs[i], scratch: scratch, results: results)
+        return
+      }
+      let item = loose[i - packs.count]
       do {
         try self.retrying {
           // Multipart uploads report parts from several threads.
@@ -184,17 +207,44 @@ public final class TransferEngine: @unchecked Sendable {
   /// id, and hands verified files to `commit` (which moves them into the cache). A file whose
   /// bytes do not match is deleted, never committed, and is a `RemoteError.integrity` failure
   /// after the retries. Ids the remote lacks fail with `RemoteError.notFound`.
+  ///
+  /// Objects the remote's packs hold are read from the packs (docs/formats.md §5) and handed to
+  /// `store` as verified bytes, or, without `store`, through a temporary file to `commit`.
   public func download(
-    _ ids: [String], into temporaryDirectory: String, commit: @escaping (_ id: String, _ path: String) throws -> Void
+    _ ids: [String], into temporaryDirectory: String, commit: @escaping (_ id: String, _ path: String) throws -> Void,
+    store: ((_ id: String, _ bytes: UnsafeRawBufferPointer) throws -> Void)? = nil
   ) throws -> TransferSummary {
     let unique = Array(Set(ids)).sorted()
     guard !unique.isEmpty else { return TransferSummary() }
     try FileSystem.createDirectory(temporaryDirectory)
     progress.begin("pulling", totalItems: unique.count, totalBytes: nil)
     defer { progress.end() }
+    var loose = unique
+    var segments: [PackSegment] = []
+    if let catalog = try packCatalog() {
+      var wanted: [String: [PackIndex.Entry]] = [:]
+      loose = []
+      for id in unique {
+        if let at = catalog.location(of: id) {
+          wanted[at.pack, default: []].append(PackIndex.Entry(id: id, offset: at.offset, length: at.length))
+        } else {
+          loose.append(id)
+        }
+      }
+      for pack in wanted.keys.sorted() { segments += PackSegment.plan(pack: pack, wanted: wanted[pack]!) }
+      // The largest reads first, so the last to finish are short ones.
+      segments.sort { $0.range.count > $1.range.count }
+    }
+    let store = store ?? { id, bytes in try Self.commitThroughFile(id, bytes, temporaryDirectory, commit) }
     let results = Locked(TransferSummary())
-    try parallelForEach(unique.count, workers: jobs, makeState: { IOScratch() }) { i, scratch in
-      let id = unique[i]
+    let unfinished = Locked<[(pack: String, entry: PackIndex.Entry, error: Error?)]>([])
+    try parallelForEach(segments.count + loose.count, workers: jobs, makeState: { IOScratch() }) { i, scratch in
+      if i < segments.count {
+        let left = self.downloadSegment(segments[i], store: store, results: results)
+        unfinished.withLock { $0 += left }
+        return
+      }
+      let id = loose[i - segments.count]
       let key = Self.key(ofObject: id)
       let temporary =
         temporaryDirectory + "/" + Self.downloadPrefix + "\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
@@ -228,6 +278,11 @@ public final class TransferEngine: @unchecked Sendable {
       } catch {
         results.withLock { $0.failed.append((id, error)) }
       }
+    }
+    let retries = unfinished.withLock { $0 }
+    try parallelForEach(retries.count, workers: jobs) { i in
+      self.downloadPackedObject(
+        retries[i].pack, retries[i].entry, after: retries[i].error, store: store, results: results)
     }
     return results.withLock {
       $0.failed.sort { $0.id < $1.id }; return $0

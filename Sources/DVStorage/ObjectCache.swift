@@ -163,6 +163,25 @@ public final class ObjectCache: @unchecked Sendable {
     return id
   }
 
+  /// Stores bytes the caller has already hashed to `id` (a verified download); false when the
+  /// object was already cached. Checkout in this process trusts the object without hashing it
+  /// again.
+  @discardableResult
+  public func store(_ bytes: UnsafeRawBufferPointer, verifiedAs id: ObjectID) throws -> Bool {
+    if contains(id) { return false }
+    try ensureFanout(id)
+    let pending = try createPending(near: objects + "/" + id.hex.prefix(2))
+    do {
+      try FileSystem.writeAll(pending.fd, bytes, path: "cache object \(id.short)")
+    } catch {
+      discard(pending)
+      throw error
+    }
+    let added = try commit(pending, as: id)
+    if added { noteVerified(id) }
+    return added
+  }
+
   /// What `ingest` did with a workspace file.
   public struct Ingested: Sendable {
     public var id: ObjectID

@@ -57,7 +57,8 @@ extension Workspace {
     guard !wanted.isEmpty else { return TransferSummary() }
     let absent = try engine.missingOnRemote(wanted.map(\.hex))
     let available = wanted.map(\.hex).filter { !absent.contains($0) }
-    return try engine.download(available, into: pipelineDirectory + "/tmp", commit: commitDownload)
+    return try engine.download(
+      available, into: pipelineDirectory + "/tmp", commit: commitDownload, store: storeDownload)
   }
 
   /// Imports the remote's run records the ledger lacks; returns how many.

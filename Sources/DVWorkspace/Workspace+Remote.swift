@@ -2,6 +2,7 @@ import DVBasics
 import DVLineage
 import DVPipeline
 import DVRemotes
+import DVStorage
 import Foundation
 import Yams
 
@@ -162,7 +163,15 @@ extension Workspace {
     let configuredJobs = options.options.removeValue(forKey: "jobs")
     let remote = try RemoteFactory.make(options, environment: environment, relativeTo: root)
     let count = jobs ?? configuredJobs.flatMap { Int($0) } ?? TransferEngine.defaultJobs(network: scheme.isNetwork)
-    return TransferEngine(remote: remote, jobs: count, progress: progress)
+    return TransferEngine(
+      remote: remote, jobs: count, progress: progress, workDirectory: pipelineDirectory + "/tmp",
+      packIndexDirectory: packIndexDirectory(url: settings.url))
+  }
+
+  /// Where the local copy of a remote's pack indexes lives (docs/formats.md §6): under
+  /// `.pipeline/tmp`, as it is only a cache.
+  func packIndexDirectory(url: String) -> String {
+    pipelineDirectory + "/tmp/remotes/" + SHA256Hasher.hash(Array(url.utf8)).hex + "/packs"
   }
 
   /// Reads a config file, lets `body` change it, and writes it back atomically.

@@ -47,6 +47,12 @@ extension Workspace {
     if !wasCached { cache.noteVerified(id) }
   }
 
+  /// Puts an object read from a pack (already verified against its id) into the cache.
+  func storeDownload(id hex: String, bytes: UnsafeRawBufferPointer) throws {
+    guard let id = ObjectID(hex: Array(hex.utf8)) else { return }
+    try cache.store(bytes, verifiedAs: id)
+  }
+
   /// Downloads the objects of `ids` that are not cached; directory manifests among them are
   /// read afterwards and their missing files downloaded too.
   func download(_ ids: [ObjectID], manifests: Set<ObjectID>, engine: TransferEngine) throws -> TransferSummary {
@@ -55,14 +61,16 @@ extension Workspace {
     let wanted = Array(Set(ids))
     let missing = wanted.filter { !cache.contains($0) }
     summary.alreadyThere += wanted.count - missing.count
-    summary.merge(try engine.download(missing.map(\.hex), into: temporary, commit: commitDownload))
+    summary.merge(
+      try engine.download(missing.map(\.hex), into: temporary, commit: commitDownload, store: storeDownload))
     var files = Set<ObjectID>()
     for manifest in manifests where cache.contains(manifest) {
       for entry in try cache.manifest(manifest).entries { files.insert(entry.hash) }
     }
     let missingFiles = files.filter { !cache.contains($0) }
     summary.alreadyThere += files.count - missingFiles.count
-    summary.merge(try engine.download(missingFiles.map(\.hex), into: temporary, commit: commitDownload))
+    summary.merge(
+      try engine.download(missingFiles.map(\.hex), into: temporary, commit: commitDownload, store: storeDownload))
     return summary
   }
 

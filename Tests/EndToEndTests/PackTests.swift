@@ -1,0 +1,239 @@
+import DVBasics
+import Foundation
+import XCTest
+
+/// Small objects travel in packs (docs/formats.md): through `dv` with a directory remote here;
+/// RemoteCloudTests does the same against the S3 and GCS test servers.
+final class PackTests: DVTestCase {
+  /// `count` small files under `data/many` in ten subdirectories, and two files above the pack
+  /// threshold (1 MiB), all added; remote `store` (a directory) is the default.
+  func makeMixedWorkspace(count: Int = 300, remote: String = "store") throws {
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    for i in 0..<count {
+      try write("data/many/d\(i % 10)/f\(i).json", "{\"row\": \(i), \"text\": \"\(String(repeating: "x", count: i % 97))\"}\n")
+    }
+    try write("data/many/empty.txt", "")
+    try write("data/big/a.bin", String(repeating: "large object A ", count: 80_000))
+    try write("data/big/b.bin", String(repeating: "large object B ", count: 90_000))
+    let add = try dv("add", "data/many", "data/big")
+    XCTAssertEqual(add.code, 0, add.stderr)
+    XCTAssertEqual(try dv("remote", "add", "-d", "store", remote).code, 0)
+  }
+
+  /// Every regular file under `relative`, with its bytes.
+  func files(_ relative: String) -> [String: String] {
+    var result: [String: String] = [:]
+    let base = root + "/" + relative
+    guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [:] }
+    while let path = enumerator.nextObject() as? String {
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: base + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        result[path] = read(relative + "/" + path)
+      }
+    }
+    return result
+  }
+
+  /// Names in the remote's `packs/` with the given suffix.
+  func remotePacks(_ suffix: String, remote: String = "store") -> [String] {
+    ((try? FileSystem.listDirectory(root + "/" + remote + "/packs")) ?? []).map(\.name).filter { $0.hasSuffix(suffix) }
+      .sorted()
+  }
+
+  /// Loose objects on the remote.
+  func looseObjects(remote: String = "store") -> Int {
+    let base = root + "/" + remote + "/sha256"
+    return ((try? FileSystem.listDirectory(base)) ?? []).reduce(0) {
+      $0 + ((try? FileSystem.listDirectory(base + "/" + $1.name))?.count ?? 0)
+    }
+  }
+
+  func wipe() throws {
+    try FileSystem.removeTree(root + "/.pipeline/cache")
+    try FileSystem.removeTree(root + "/data")
+  }
+
+  func testSmallObjectsArePackedAndComeBackByteForByte() throws {
+    try makeMixedWorkspace()
+    let before = files("data")
+    let push = try dv("push")
+    XCTAssertEqual(push.code, 0, push.stderr)
+    // 301 small files, 2 large, 2 directory manifests.
+    XCTAssertTrue(push.stdout.hasPrefix("pushed 305 objects ("), push.stdout)
+    let packs = remotePacks(".pack")
+    XCTAssertFalse(packs.isEmpty)
+    XCTAssertEqual(packs.map { $0.dropLast(5) }, remotePacks(".idx").map { $0.dropLast(4) }, "an index per pack")
+    XCTAssertEqual(looseObjects(), 4, "the two large files and the two manifests (fewer than 32) travel loose")
+    for pack in packs {
+      let bytes = try XCTUnwrap(try FileSystem.readFileIfPresent(root + "/store/packs/" + pack))
+      XCTAssertEqual(Array(bytes.prefix(8)), Array("DVPACK01".utf8))
+      XCTAssertEqual(try sha256Hex(root + "/store/packs/" + pack) + ".pack", pack, "named by its content")
+    }
+    XCTAssertEqual(try dv("push").stdout, "everything is already on 'store'\n")
+    XCTAssertEqual(try dv("status", "--remote").stdout, "everything is on 'store' and in the cache\n")
+
+    // A fresh copy of the indexes is enough to know what the remote holds.
+    try FileSystem.removeTree(root + "/.pipeline/tmp/remotes")
+    XCTAssertEqual(try dv("push").stdout, "everything is already on 'store'\n")
+
+    try wipe()
+    let pull = try dv("pull")
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertTrue(pull.stdout.hasPrefix("fetched 305 objects ("), pull.stdout)
+    XCTAssertEqual(files("data"), before, "byte for byte")
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+    XCTAssertEqual(try dv("fsck").code, 0)
+  }
+
+  func testPullingOneDirectoryReadsOnlyItsObjects() throws {
+    try makeMixedWorkspace()
+    XCTAssertEqual(try dv("push").code, 0)
+    let before = files("data/many")
+    try wipe()
+    // data/many is one tracked directory: fetch its manifest and the files of one subdirectory
+    // are not separately addressable, so pull the whole directory but not data/big.
+    let pull = try dv("pull", "data/many")
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertEqual(files("data/many"), before)
+    XCTAssertFalse(exists("data/big/a.bin"))
+    XCTAssertEqual(cachedObjects().count, 302, "301 files and the manifest")
+  }
+
+  func testACorruptPackByteIsDetectedAndNeverCached() throws {
+    try makeMixedWorkspace()
+    XCTAssertEqual(try dv("push").code, 0)
+    let pack = try XCTUnwrap(remotePacks(".pack").first)
+    let path = root + "/store/packs/" + pack
+    var bytes = try XCTUnwrap(try FileSystem.readFileIfPresent(path))
+    chmod(path, 0o644)
+    bytes[bytes.count / 2] ^= 0x20
+    try FileSystem.writeFile(bytes, to: path)
+    try wipe()
+    let pull = try dv("pull")
+    XCTAssertEqual(pull.code, 1, pull.stdout)
+    XCTAssertTrue(pull.stderr.contains("is corrupt on the remote"), pull.stderr)
+    XCTAssertTrue(pull.stderr.contains("packs/" + pack), "names the pack: \(pull.stderr)")
+    XCTAssertFalse(exists("data/many/d0/f0.json"), "nothing is checked out from a failed fetch")
+    // Every object that did reach the cache is intact.
+    XCTAssertEqual(try dv("fsck").code, 0)
+    XCTAssertGreaterThan(cachedObjects().count, 250, "only the damaged object is lost")
+  }
+
+  func testAPullKilledHalfwayIsFinishedByRunningItAgain() throws {
+    try makeMixedWorkspace()
+    XCTAssertEqual(try dv("push").code, 0)
+    let before = files("data")
+    try wipe()
+    let killed = try dv("pull", env: ["DV_FAILPOINT": "transfer:store@150:kill"])
+    XCTAssertNotEqual(killed.code, 0)
+    let partial = cachedObjects().count
+    XCTAssertGreaterThan(partial, 100, "objects stored before the kill stay")
+    XCTAssertLessThan(partial, 305)
+    let pull = try dv("pull")
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertTrue(pull.stdout.hasPrefix("fetched \(305 - partial) objects ("), pull.stdout)
+    XCTAssertEqual(files("data"), before)
+    XCTAssertEqual(try dv("fsck").code, 0)
+  }
+
+  func testAPushKilledBeforeAnIndexLeavesNothingTakenAsComplete() throws {
+    try makeMixedWorkspace()
+    let killed = try dv("push", "-j", "1", env: ["DV_FAILPOINT": "transfer:before-pack-index:kill"])
+    XCTAssertNotEqual(killed.code, 0)
+    XCTAssertEqual(remotePacks(".idx"), [], "a pack without its index")
+    XCTAssertEqual(remotePacks(".pack").count, 1)
+    XCTAssertTrue(try dv("status", "--remote").stdout.contains("missing on 'store'"))
+    let push = try dv("push")
+    XCTAssertEqual(push.code, 0, push.stderr)
+    XCTAssertTrue(push.stdout.hasPrefix("pushed 305 objects ("), push.stdout)
+    // The orphan is garbage.
+    let gc = try dv("gc", "--remote", "store", "--dry-run")
+    XCTAssertEqual(gc.code, 0, gc.stderr)
+    let orphans = gc.stdout.components(separatedBy: "(no index)").count - 1
+    XCTAssertLessThanOrEqual(orphans, 1, gc.stdout)
+    XCTAssertEqual(try dv("gc", "--remote", "store", "--yes").code, 0)
+    XCTAssertEqual(remotePacks(".pack").map { $0.dropLast(5) }, remotePacks(".idx").map { $0.dropLast(4) })
+    try wipe()
+    XCTAssertEqual(try dv("pull").code, 0)
+  }
+
+  func testTwoWorkspacesPushingAtOnceToOneRemote() throws {
+    // Two workspaces sharing half their files, pushing concurrently.
+    let shared = root + "/shared-remote"
+    let first = root + "/one"
+    let second = root + "/two"
+    for (index, directory) in [first, second].enumerated() {
+      try FileSystem.createDirectory(directory)
+      XCTAssertEqual(try dv("init", "--no-scm", in: directory).code, 0)
+      for i in 0..<200 {
+        let owner = i < 100 ? "common" : "ws\(index)"
+        try write("\(directory.dropFirst(root.count + 1))/data/f\(i).txt", "\(owner) file \(i)\n")
+      }
+      XCTAssertEqual(try dv("add", "data", in: directory).code, 0)
+      XCTAssertEqual(try dv("remote", "add", "-d", "store", shared, in: directory).code, 0)
+    }
+    let processes = try [first, second].map { directory -> Process in
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: Self.binary)
+      process.arguments = ["push"]
+      process.currentDirectoryURL = URL(fileURLWithPath: directory)
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = FileHandle.nullDevice
+      try process.run()
+      return process
+    }
+    for process in processes { process.waitUntilExit() }
+    XCTAssertEqual(processes.map(\.terminationStatus), [0, 0])
+    for directory in [first, second] {
+      let expected = files(String(directory.dropFirst(root.count + 1)) + "/data")
+      try FileSystem.removeTree(directory + "/.pipeline/cache")
+      try FileSystem.removeTree(directory + "/.pipeline/tmp")
+      try FileSystem.removeTree(directory + "/data")
+      let pull = try dv("pull", in: directory)
+      XCTAssertEqual(pull.code, 0, pull.stderr)
+      XCTAssertEqual(files(String(directory.dropFirst(root.count + 1)) + "/data"), expected)
+    }
+  }
+
+  func testGarbageCollectionDeletesWholePacksAndRepacks() throws {
+    try makeMixedWorkspace()
+    XCTAssertEqual(try dv("push").code, 0)
+    let firstPacks = remotePacks(".pack")
+    // A new version of data/many: 150 files change, so the old packs hold garbage.
+    for i in 0..<150 { try write("data/many/d\(i % 10)/f\(i).json", "{\"row\": \(i), \"v\": 2}\n") }
+    XCTAssertEqual(try dv("add", "data/many").code, 0)
+    XCTAssertEqual(try dv("push").code, 0)
+    XCTAssertGreaterThan(remotePacks(".pack").count, firstPacks.count)
+
+    // Plain gc: the old packs still hold referenced objects, so only the loose old manifest goes.
+    let plain = try dv("gc", "--remote", "store", "--dry-run")
+    XCTAssertTrue(plain.stdout.hasPrefix("would remove 1 object ("), plain.stdout)
+
+    let dryRun = try dv("gc", "--remote", "store", "--repack", "--dry-run")
+    XCTAssertEqual(dryRun.code, 0, dryRun.stderr)
+    XCTAssertTrue(dryRun.stdout.contains("would rewrite 151 referenced objects into new packs"), dryRun.stdout)
+    XCTAssertTrue(dryRun.stdout.contains("(repacked)"), dryRun.stdout)
+    let repack = try dv("gc", "--remote", "store", "--repack", "--yes")
+    XCTAssertEqual(repack.code, 0, repack.stderr)
+    XCTAssertTrue(repack.stdout.contains("rewrote 151 referenced objects into"), repack.stdout)
+    for pack in firstPacks { XCTAssertFalse(remotePacks(".pack").contains(pack), "old pack \(pack) deleted") }
+    XCTAssertTrue(try dv("gc", "--remote", "store", "--dry-run").stdout.hasPrefix("would remove 0 objects"))
+
+    let before = files("data")
+    try wipe()
+    let pull = try dv("pull")
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertEqual(files("data"), before)
+
+    // A remote whose data is no longer referenced at all loses whole packs.
+    try FileSystem.removeFile(root + "/data/many.dv")
+    let all = try dv("gc", "--remote", "store", "--yes")
+    XCTAssertEqual(all.code, 0, all.stderr)
+    XCTAssertEqual(remotePacks(".pack"), [])
+    assertFails(try dv("gc", "--repack"), code: 2, "give --remote NAME")
+  }
+
+  func sha256Hex(_ path: String) throws -> String {
+    String(try run("/usr/bin/env", ["sha256sum", path]).stdout.prefix(64))
+  }
+}
