@@ -11,6 +11,8 @@ package final class RangedBodySink: HTTPResponseSink {
   private let url: String
   /// The object offset just past the last byte written in the current attempt.
   package private(set) var end: Int64 = 0
+  /// The object's size as a 206's `Content-Range` gives it; nil when it does not.
+  private var objectSize: Int64?
 
   package init(_ sink: ObjectSink, requestedStart: Int64, url: String) {
     self.sink = sink
@@ -20,9 +22,10 @@ package final class RangedBodySink: HTTPResponseSink {
 
   package func begin(_ response: HTTPResponse) throws {
     var start: Int64 = 0
+    objectSize = nil
     if response.status == 206 {
       let header = response.headers["Content-Range"] ?? ""
-      guard let first = Self.firstByte(ofContentRange: header) else {
+      guard let (first, total) = Self.parseContentRange(header) else {
         throw RemoteError.server(
           url: url, status: 206, message: "the partial response has no usable Content-Range ('\(header)')")
       }
@@ -32,6 +35,7 @@ package final class RangedBodySink: HTTPResponseSink {
           message: "asked for bytes from \(requestedStart) but the server sent bytes from \(first)")
       }
       start = first
+      objectSize = total
     }
     end = start
     try sink.begin(at: start)
@@ -42,13 +46,15 @@ package final class RangedBodySink: HTTPResponseSink {
     try sink.write(bytes)
   }
 
-  /// The first byte position of a `Content-Range: bytes a-b/total` value; nil when it is not one.
-  package static func firstByte(ofContentRange value: String) -> Int64? {
+  /// The first byte position and the total size (nil for `*`) of a `Content-Range: bytes
+  /// a-b/total` value; nil when it is not one.
+  package static func parseContentRange(_ value: String) -> (first: Int64, total: Int64?)? {
     let trimmed = value.drop { $0 == " " }
     guard trimmed.lowercased().hasPrefix("bytes ") else { return nil }
     let spec = trimmed.dropFirst("bytes ".count).drop { $0 == " " }
     guard let dash = spec.firstIndex(of: "-"), let first = Int64(spec[..<dash]), first >= 0 else { return nil }
-    return first
+    let total = spec.firstIndex(of: "/").flatMap { Int64(spec[spec.index(after: $0)...]) }
+    return (first, total)
   }
 
   /// The `Range` header value for `range`, which must not be empty: `bytes=lo-(hi-1)`.
@@ -60,8 +66,11 @@ package final class RangedBodySink: HTTPResponseSink {
   /// clamps a range that runs past the object's end, and ignores one it does not support.
   package func requireEnd(of range: Range<Int64>?, status: Int) throws {
     guard let range, end < range.upperBound else { return }
+    // A 200 sent the whole object; a 206 names its size (or '*').
+    let size = status == 206 ? objectSize : end
     throw RemoteError.server(
       url: url, status: status,
-      message: "the range \(range.lowerBound)..<\(range.upperBound) lies outside the object, which has \(end) bytes")
+      message: "the range \(range.lowerBound)..<\(range.upperBound) lies outside the object"
+        + (size.map { ", which has \($0) bytes" } ?? ""))
   }
 }

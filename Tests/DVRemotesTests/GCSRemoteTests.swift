@@ -421,6 +421,13 @@ final class GCSEmulatorTests: XCTestCase {
     XCTAssertTrue(whole.bytes == bytes, "the whole object differs")
     XCTAssertEqual(reported, Int64(bytes.count))
 
+    // Past the end: the emulator answers a 206 whose Content-Range ends before it starts.
+    for range: Range<Int64> in [2_999_990..<3_000_010, 3_000_000..<3_000_010] {
+      XCTAssertThrowsError(try gcs.read("packs/p1", range: range, into: CollectingObjectSink()) { _ in }) { error in
+        guard case RemoteError.server(_, _, let message) = error else { return XCTFail("\(error)") }
+        XCTAssertTrue(message.contains("lies outside the object, which has 3000000 bytes"), message)
+      }
+    }
     XCTAssertThrowsError(try gcs.read("packs/missing", range: 10..<20, into: CollectingObjectSink()) { _ in }) {
       error in
       guard case RemoteError.notFound(let url) = error else { return XCTFail("\(error)") }

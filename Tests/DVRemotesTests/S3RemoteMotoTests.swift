@@ -253,7 +253,8 @@ final class S3RemoteMotoTests: XCTestCase {
       try remote.read("packs/p1", range: 2_999_990..<3_000_010, into: CollectingObjectSink()) { _ in }
     ) {
       error in
-      guard case RemoteError.server = error else { return XCTFail("\(error)") }
+      guard case RemoteError.server(_, 206, let message) = error else { return XCTFail("\(error)") }
+      XCTAssertTrue(message.contains("lies outside the object, which has 3000000 bytes"), message)
     }
   }
 

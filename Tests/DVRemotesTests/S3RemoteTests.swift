@@ -374,11 +374,13 @@ final class S3RemoteTests: XCTestCase {
     }
   }
 
-  func testTheFirstByteOfAContentRange() {
-    XCTAssertEqual(RangedBodySink.firstByte(ofContentRange: "bytes 100-199/1000"), 100)
-    XCTAssertEqual(RangedBodySink.firstByte(ofContentRange: "Bytes 0-0/*"), 0)
-    XCTAssertNil(RangedBodySink.firstByte(ofContentRange: "bytes */1000"))
-    XCTAssertNil(RangedBodySink.firstByte(ofContentRange: ""))
+  func testContentRangesAreRead() {
+    XCTAssertEqual(RangedBodySink.parseContentRange("bytes 100-199/1000")?.first, 100)
+    XCTAssertEqual(RangedBodySink.parseContentRange("bytes 100-199/1000")?.total, 1000)
+    XCTAssertEqual(RangedBodySink.parseContentRange("Bytes 0-0/*")?.first, 0)
+    XCTAssertNil(RangedBodySink.parseContentRange("Bytes 0-0/*")?.total)
+    XCTAssertNil(RangedBodySink.parseContentRange("bytes */1000"))
+    XCTAssertNil(RangedBodySink.parseContentRange(""))
     XCTAssertEqual(RangedBodySink.rangeHeader(5..<10), "bytes=5-9")
   }
 
