@@ -246,6 +246,31 @@ public final class GCSRemote: Remote {
     do { try sink.finish(sync: false) } catch { throw RemoteError.transport(url: remoteURL(key), message: "\(error)") }
   }
 
+  public func read(
+    _ key: String, range: Range<Int64>?, into sink: ObjectSink, progress: @escaping (Int64) -> Void
+  ) throws {
+    if let range, range.isEmpty { return try sink.begin(at: range.lowerBound) }
+    var request = HTTPRequest(.get, url: objectURL(key) + "?alt=media")
+    if let range { request.headers.set("Range", RangedBodySink.rangeHeader(range)) }
+    let body = RangedBodySink(sink, requestedStart: range?.lowerBound ?? 0, url: remoteURL(key))
+    let reporter = GCSProgressDeltas(progress)
+    let response = try perform(request, key: key, into: body, progress: { reporter.at($0.received) })
+    guard response.isSuccess else {
+      reporter.at(0)
+      if response.status == 404 {
+        try requireBucket(key: key)
+        throw RemoteError.notFound(url: remoteURL(key))
+      }
+      if response.status == 416, let range {
+        throw RemoteError.server(
+          url: remoteURL(key), status: 416,
+          message: "the range \(range.lowerBound)..<\(range.upperBound) lies outside the object")
+      }
+      throw failure(response, key: key)
+    }
+    try body.requireEnd(of: range, status: response.status)
+  }
+
   public func delete(_ key: String) throws {
     let response = try perform(HTTPRequest(.delete, url: objectURL(key)), key: key)
     if response.isSuccess { return }
@@ -282,6 +307,9 @@ public final class GCSRemote: Remote {
       let response: HTTPResponse
       do {
         response = try tuning.retry.run { _ in try transport.send(authorised, into: sink, progress: progress) }
+      } catch HTTPError.sink(_, let error as RemoteError) {
+        // A sink that judged the response (a ranged read's) already names the object.
+        throw error
       } catch let error as HTTPError {
         throw RemoteError.transport(url: remoteURL(key), message: Self.detail(of: error))
       }

@@ -104,6 +104,49 @@ public struct LocalRemote: Remote {
     }
   }
 
+  public func read(
+    _ key: String, range: Range<Int64>?, into sink: ObjectSink, progress: @escaping (Int64) -> Void
+  ) throws {
+    let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+    if fd < 0 {
+      if errno == ENOENT || errno == ENOTDIR { throw RemoteError.notFound(url: url(key)) }
+      throw RemoteError.transport(url: url(key), message: "cannot read: \(String(cString: strerror(errno)))")
+    }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else {
+      throw RemoteError.transport(url: url(key), message: "cannot read: \(String(cString: strerror(errno)))")
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG else { throw RemoteError.notFound(url: url(key)) }
+    let size = Int64(st.st_size)
+    let wanted = range ?? 0..<size
+    guard wanted.upperBound <= size || wanted.isEmpty else {
+      throw RemoteError.server(
+        url: url(key), status: 416,
+        message:
+          "the range \(wanted.lowerBound)..<\(wanted.upperBound) lies outside the object, which has \(size) bytes"
+      )
+    }
+    try sink.begin(at: wanted.lowerBound)
+    let buffer = UnsafeMutableRawBufferPointer.allocate(
+      byteCount: min(1 << 20, max(1, Int(wanted.count))), alignment: 4096)
+    defer { buffer.deallocate() }
+    var offset = wanted.lowerBound
+    while offset < wanted.upperBound {
+      let n = pread(fd, buffer.baseAddress, min(buffer.count, Int(wanted.upperBound - offset)), off_t(offset))
+      if n < 0 {
+        if errno == EINTR { continue }
+        throw RemoteError.transport(url: url(key), message: "cannot read: \(String(cString: strerror(errno)))")
+      }
+      if n == 0 {
+        throw RemoteError.transport(url: url(key), message: "the file ended at byte \(offset) while it was read")
+      }
+      try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+      progress(Int64(n))
+      offset += Int64(n)
+    }
+  }
+
   public func delete(_ key: String) throws {
     if unlink(path(key)) != 0 && errno != ENOENT {
       throw RemoteError.transport(url: url(key), message: "cannot delete: \(String(cString: strerror(errno)))")
@@ -124,7 +167,7 @@ public struct LocalRemote: Remote {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
     defer { buffer.deallocate() }
     while true {
-      let n = read(input, buffer.baseAddress, buffer.count)
+      let n = Glibc.read(input, buffer.baseAddress, buffer.count)
       if n < 0 {
         if errno == EINTR { continue }
         throw SystemError("reading '\(source)'", errno: errno)

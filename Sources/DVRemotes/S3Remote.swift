@@ -211,6 +211,27 @@ public final class S3Remote: Remote {
     do { try sink.finish(sync: false) } catch { throw RemoteError.transport(url: displayURL(key), message: "\(error)") }
   }
 
+  public func read(
+    _ key: String, range: Range<Int64>?, into sink: ObjectSink, progress: @escaping (Int64) -> Void
+  ) throws {
+    if let range, range.isEmpty { return try sink.begin(at: range.lowerBound) }
+    let url = displayURL(key)
+    let body = RangedBodySink(sink, requestedStart: range?.lowerBound ?? 0, url: url)
+    let headers = range.map { [(name: "Range", value: RangedBodySink.rangeHeader($0))] } ?? []
+    let response = try perform(
+      S3Request(.get, key: objectKey(key), headers: headers), shownAs: url, sink: body,
+      progress: ProgressForwarder(progress))
+    guard response.isSuccess else {
+      if response.status == 416, let range {
+        throw RemoteError.server(
+          url: url, status: 416,
+          message: "the range \(range.lowerBound)..<\(range.upperBound) lies outside the object")
+      }
+      throw failure(response, shownAs: url)
+    }
+    try body.requireEnd(of: range, status: response.status)
+  }
+
   public func delete(_ key: String) throws {
     let response = try perform(S3Request(.delete, key: objectKey(key)), shownAs: displayURL(key))
     guard !response.isSuccess else { return }

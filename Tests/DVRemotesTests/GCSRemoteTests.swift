@@ -96,6 +96,43 @@ final class GCSRemoteRequestTests: XCTestCase {
     XCTAssertEqual(transport.requests(to: "https://storage.googleapis.com/storage/v1/b/bucket?").count, 1)
   }
 
+  func testARangedReadTakes206Or200AndChecksWhereTheBodyStarts() throws {
+    let object = Array("0123456789".utf8)
+    let answers = Locked<[(status: Int, headers: HTTPHeaders, body: [UInt8])]>([
+      (206, ["Content-Range": "bytes 3-6/10"], Array(object[3..<7])),
+      (200, [:], object),
+      (206, ["Content-Range": "bytes 0-3/10"], Array(object[0..<4])),
+      (416, [:], Array(#"{"error":{"code":416,"message":"Requested range not satisfiable"}}"#.utf8)),
+    ])
+    let transport = GCSHandlerTransport { _ in answers.withLock { $0.removeFirst() } }
+    let gcs = try remote(transport)
+    let partial = CollectingObjectSink()
+    var reported: Int64 = 0
+    try gcs.read("packs/p", range: 3..<7, into: partial) { reported += $0 }
+    XCTAssertEqual(partial.offsets, [3])
+    XCTAssertEqual(partial.bytes, Array(object[3..<7]))
+    let request = try XCTUnwrap(transport.requests.withLock { $0.first })
+    XCTAssertEqual(request.url, "https://storage.googleapis.com/storage/v1/b/bucket/o/data%2Fpacks%2Fp?alt=media")
+    XCTAssertEqual(request.headers["Range"], "bytes=3-6")
+
+    let whole = CollectingObjectSink()
+    try gcs.read("packs/p", range: 3..<7, into: whole) { _ in }
+    XCTAssertEqual(whole.offsets, [0], "the server ignored the range")
+    XCTAssertEqual(whole.slice(3..<7), Array(object[3..<7]))
+
+    XCTAssertThrowsError(try gcs.read("packs/p", range: 3..<7, into: CollectingObjectSink()) { _ in }) { error in
+      XCTAssertEqual(
+        "\(error)", "gs://bucket/data/packs/p: HTTP 206: asked for bytes from 3 but the server sent bytes from 0")
+    }
+    XCTAssertThrowsError(try gcs.read("packs/p", range: 30..<40, into: CollectingObjectSink()) { _ in }) { error in
+      XCTAssertEqual("\(error)", "gs://bucket/data/packs/p: HTTP 416: the range 30..<40 lies outside the object")
+    }
+    let empty = CollectingObjectSink()
+    try gcs.read("packs/p", range: 5..<5, into: empty) { _ in }
+    XCTAssertEqual(empty.offsets, [5])
+    XCTAssertEqual(transport.requests.withLock { $0.count }, 4, "an empty range sends no request")
+  }
+
   func testAResumableUploadGoesOnFromWhatTheSessionHolds() throws {
     let directory = try GCSTestSupport.temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -362,6 +399,40 @@ final class GCSEmulatorTests: XCTestCase {
       return true
     }
     XCTAssertEqual(count, 24)
+  }
+
+  func testRangedReadsComeBackByteForByte() throws {
+    let gcs = try remote()
+    let source = directory + "/packed"
+    try GCSTestSupport.writeRandomFile(source, size: 3_000_000, seed: 11)
+    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: source)))
+    try gcs.upload(from: source, size: Int64(bytes.count), sha256: nil, to: "packs/p1") { _ in }
+
+    // The emulator may ignore the range (200, the whole object) or honour it (206).
+    let middle = CollectingObjectSink()
+    try gcs.read("packs/p1", range: 1_234_567..<2_345_678, into: middle) { _ in }
+    XCTAssertEqual(middle.offsets.count, 1)
+    XCTAssertTrue(middle.slice(1_234_567..<2_345_678) == Array(bytes[1_234_567..<2_345_678]), "the range differs")
+
+    let whole = CollectingObjectSink()
+    var reported: Int64 = 0
+    try gcs.read("packs/p1", range: nil, into: whole) { reported += $0 }
+    XCTAssertEqual(whole.offsets, [0])
+    XCTAssertTrue(whole.bytes == bytes, "the whole object differs")
+    XCTAssertEqual(reported, Int64(bytes.count))
+
+    // Past the end: the emulator answers a 206 whose Content-Range ends before it starts.
+    for range: Range<Int64> in [2_999_990..<3_000_010, 3_000_000..<3_000_010] {
+      XCTAssertThrowsError(try gcs.read("packs/p1", range: range, into: CollectingObjectSink()) { _ in }) { error in
+        guard case RemoteError.server(_, _, let message) = error else { return XCTFail("\(error)") }
+        XCTAssertTrue(message.contains("lies outside the object, which has 3000000 bytes"), message)
+      }
+    }
+    XCTAssertThrowsError(try gcs.read("packs/missing", range: 10..<20, into: CollectingObjectSink()) { _ in }) {
+      error in
+      guard case RemoteError.notFound(let url) = error else { return XCTFail("\(error)") }
+      XCTAssertEqual(url, root + "/packs/missing")
+    }
   }
 
   func testAMissingBucketIsAClearError() throws {

@@ -58,6 +58,60 @@ final class LocalRemoteTests: XCTestCase {
     XCTAssertEqual(try FileSystem.listDirectory(directory + "/remote/a").count, 0, "the temporary file is removed")
   }
 
+  func testReadStreamsTheWholeObjectOrARange() throws {
+    let remote = LocalRemote(root: directory + "/remote")
+    // Over 1 MiB, so that a whole read takes more than one piece.
+    let bytes = (0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+    try FileSystem.writeAtomically(bytes, to: directory + "/source")
+    try remote.upload(from: directory + "/source", size: Int64(bytes.count), sha256: nil, to: "packs/p1") { _ in }
+
+    let whole = CollectingObjectSink()
+    var reported: Int64 = 0
+    try remote.read("packs/p1", range: nil, into: whole) { reported += $0 }
+    XCTAssertEqual(whole.offsets, [0])
+    XCTAssertTrue(whole.bytes == bytes, "the whole object comes back byte for byte")
+    XCTAssertEqual(reported, Int64(bytes.count))
+
+    let middle = CollectingObjectSink()
+    reported = 0
+    try remote.read("packs/p1", range: 1_000_000..<2_500_001, into: middle) { reported += $0 }
+    XCTAssertEqual(middle.offsets, [1_000_000])
+    XCTAssertTrue(middle.bytes == Array(bytes[1_000_000..<2_500_001]))
+    XCTAssertEqual(reported, 1_500_001)
+
+    let tail = CollectingObjectSink()
+    try remote.read("packs/p1", range: Int64(bytes.count - 5)..<Int64(bytes.count), into: tail) { _ in }
+    XCTAssertEqual(tail.bytes, Array(bytes.suffix(5)))
+
+    let empty = CollectingObjectSink()
+    try remote.read("packs/p1", range: 42..<42, into: empty) { _ in XCTFail("nothing to report") }
+    XCTAssertEqual(empty.offsets, [42])
+    XCTAssertEqual(empty.bytes, [])
+  }
+
+  func testReadingPastTheEndOrAnAbsentKeyFails() throws {
+    let remote = LocalRemote(root: directory + "/remote")
+    try FileSystem.writeAtomically(Array("0123456789".utf8), to: directory + "/source")
+    try remote.upload(from: directory + "/source", size: 10, sha256: nil, to: "packs/small") { _ in }
+    for range: Range<Int64> in [5..<11, 10..<12, 100..<200] {
+      let sink = CollectingObjectSink()
+      XCTAssertThrowsError(try remote.read("packs/small", range: range, into: sink) { _ in }, "\(range)") { error in
+        guard case RemoteError.server(let url, 416, let message) = error else { return XCTFail("\(error)") }
+        XCTAssertEqual(url, directory + "/remote/packs/small")
+        XCTAssertTrue(message.contains("lies outside the object"), message)
+        XCTAssertFalse("\(error)".contains("\n"))
+      }
+      XCTAssertEqual(sink.offsets, [], "nothing began")
+    }
+    XCTAssertThrowsError(try remote.read("packs/absent", range: 0..<4, into: CollectingObjectSink()) { _ in }) {
+      guard case RemoteError.notFound(let url)? = $0 as? RemoteError else { return XCTFail("\($0)") }
+      XCTAssertEqual(url, directory + "/remote/packs/absent")
+    }
+    XCTAssertThrowsError(try remote.read("packs", range: nil, into: CollectingObjectSink()) { _ in }) {
+      guard case .notFound? = $0 as? RemoteError else { return XCTFail("a directory is no object: \($0)") }
+    }
+  }
+
   func testTheFactoryResolvesURLs() throws {
     let relative = try RemoteFactory.make(
       RemoteSettings(name: "x", url: "../store"), environment: [:], relativeTo: "/work/ws")

@@ -221,6 +221,52 @@ final class S3RemoteMotoTests: XCTestCase {
     }
   }
 
+  func testRangedReadsComeBackByteForByte() throws {
+    let remote = try remote()
+    let bytes = (0..<3_000_000).map { _ in UInt8.random(in: 0...255) }
+    try upload(remote, bytes, to: "packs/p1")
+
+    let middle = CollectingObjectSink()
+    var reported: Int64 = 0
+    try remote.read("packs/p1", range: 1_234_567..<2_345_678, into: middle) { reported += $0 }
+    XCTAssertEqual(middle.offsets, [1_234_567])
+    XCTAssertTrue(middle.bytes == Array(bytes[1_234_567..<2_345_678]), "the middle range differs")
+    XCTAssertEqual(reported, 2_345_678 - 1_234_567)
+
+    let whole = CollectingObjectSink()
+    try remote.read("packs/p1", range: nil, into: whole) { _ in }
+    XCTAssertEqual(whole.offsets, [0])
+    XCTAssertTrue(whole.bytes == bytes, "the whole object differs")
+
+    let last = CollectingObjectSink()
+    try remote.read("packs/p1", range: 2_999_999..<3_000_000, into: last) { _ in }
+    XCTAssertEqual(last.slice(2_999_999..<3_000_000), [bytes[2_999_999]])
+
+    XCTAssertThrowsError(
+      try remote.read("packs/p1", range: 3_000_000..<3_000_010, into: CollectingObjectSink()) { _ in }
+    ) {
+      error in
+      guard case RemoteError.server(_, 416, let message) = error else { return XCTFail("\(error)") }
+      XCTAssertTrue(message.contains("lies outside the object"), message)
+    }
+    XCTAssertThrowsError(
+      try remote.read("packs/p1", range: 2_999_990..<3_000_010, into: CollectingObjectSink()) { _ in }
+    ) {
+      error in
+      guard case RemoteError.server(_, 206, let message) = error else { return XCTFail("\(error)") }
+      XCTAssertTrue(message.contains("lies outside the object, which has 3000000 bytes"), message)
+    }
+  }
+
+  func testReadingARangeOfAMissingKeyIsNotFound() throws {
+    let remote = try remote()
+    XCTAssertThrowsError(try remote.read("packs/missing", range: 10..<20, into: CollectingObjectSink()) { _ in }) {
+      error in
+      guard case RemoteError.notFound(let url) = error else { return XCTFail("\(error)") }
+      XCTAssertEqual(url, "s3://\(bucket)/\(prefix)/packs/missing")
+    }
+  }
+
   func testDownloadingAMissingKeyIsNotFound() throws {
     let remote = try remote()
     XCTAssertThrowsError(try remote.download("files/sha256/00/missing", to: scratch + "/missing") { _ in }) { error in

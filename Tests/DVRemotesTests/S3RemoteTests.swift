@@ -310,6 +310,80 @@ final class S3RemoteTests: XCTestCase {
     XCTAssertEqual(reported.last, 4)
   }
 
+  // MARK: Ranged reads
+
+  func testARangedReadAsksForTheRangeAndStartsTheSinkWhereTheBodyStarts() throws {
+    let object = Array("0123456789".utf8)
+    let transport = ScriptedTransport([
+      .respond(503, [:], errorXML("SlowDown")),
+      .respond(206, ["Content-Range": "bytes 2-5/10"], Array(object[2..<6])),
+      // A server that ignores Range sends the whole object with 200.
+      .respond(200, [:], object),
+      .respond(200, [:], object),
+    ])
+    let remote = try remote(transport: transport)
+    let sink = CollectingObjectSink()
+    var reported: Int64 = 0
+    try remote.read("packs/p", range: 2..<6, into: sink) { reported += $0 }
+    XCTAssertEqual(sink.offsets, [2])
+    XCTAssertEqual(sink.bytes, Array(object[2..<6]))
+    let requests = transport.requests.withLock { $0 }
+    XCTAssertEqual(requests.count, 2, "the 503 is retried")
+    XCTAssertEqual(requests.map { $0.headers["Range"] }, ["bytes=2-5", "bytes=2-5"])
+    XCTAssertEqual(requests.last?.url, "https://bucket.s3.us-east-1.amazonaws.com/team/data/packs/p")
+
+    let ignored = CollectingObjectSink()
+    try remote.read("packs/p", range: 2..<6, into: ignored) { _ in }
+    XCTAssertEqual(ignored.offsets, [0])
+    XCTAssertEqual(ignored.slice(2..<6), Array(object[2..<6]))
+
+    let whole = CollectingObjectSink()
+    try remote.read("packs/p", range: nil, into: whole) { _ in }
+    XCTAssertNil(transport.requests.withLock { $0.last?.headers["Range"] })
+    XCTAssertEqual(whole.offsets, [0])
+    XCTAssertEqual(whole.bytes, object)
+
+    let empty = CollectingObjectSink()
+    try remote.read("packs/p", range: 7..<7, into: empty) { _ in }
+    XCTAssertEqual(empty.offsets, [7])
+    XCTAssertEqual(transport.requests.withLock { $0.count }, 4, "an empty range sends no request")
+  }
+
+  func testARangedReadFailsOnAMissingKeyAWrongStartOrARangeOutsideTheObject() throws {
+    let transport = ScriptedTransport([
+      .respond(404, [:], errorXML("NoSuchKey")),
+      .respond(206, ["Content-Range": "bytes 0-3/10"], [0, 1, 2, 3]),
+      .respond(416, [:], errorXML("InvalidRange", "The requested range is not satisfiable")),
+      .respond(206, ["Content-Range": "bytes 8-9/10"], [8, 9]),
+    ])
+    let remote = try remote(transport: transport)
+    XCTAssertThrowsError(try remote.read("k", range: 2..<6, into: CollectingObjectSink()) { _ in }) { error in
+      guard case RemoteError.notFound("s3://bucket/team/data/k") = error else { return XCTFail("\(error)") }
+    }
+    XCTAssertThrowsError(try remote.read("k", range: 2..<6, into: CollectingObjectSink()) { _ in }) { error in
+      XCTAssertEqual(
+        "\(error)", "s3://bucket/team/data/k: HTTP 206: asked for bytes from 2 but the server sent bytes from 0")
+    }
+    XCTAssertThrowsError(try remote.read("k", range: 20..<30, into: CollectingObjectSink()) { _ in }) { error in
+      XCTAssertEqual("\(error)", "s3://bucket/team/data/k: HTTP 416: the range 20..<30 lies outside the object")
+    }
+    // A range running past the end comes back clamped.
+    XCTAssertThrowsError(try remote.read("k", range: 8..<12, into: CollectingObjectSink()) { _ in }) { error in
+      XCTAssertEqual(
+        "\(error)", "s3://bucket/team/data/k: HTTP 206: the range 8..<12 lies outside the object, which has 10 bytes")
+    }
+  }
+
+  func testContentRangesAreRead() {
+    XCTAssertEqual(RangedBodySink.parseContentRange("bytes 100-199/1000")?.first, 100)
+    XCTAssertEqual(RangedBodySink.parseContentRange("bytes 100-199/1000")?.total, 1000)
+    XCTAssertEqual(RangedBodySink.parseContentRange("Bytes 0-0/*")?.first, 0)
+    XCTAssertNil(RangedBodySink.parseContentRange("Bytes 0-0/*")?.total)
+    XCTAssertNil(RangedBodySink.parseContentRange("bytes */1000"))
+    XCTAssertNil(RangedBodySink.parseContentRange(""))
+    XCTAssertEqual(RangedBodySink.rangeHeader(5..<10), "bytes=5-9")
+  }
+
   // MARK: Settings
 
   func testBadURLsAndSettingsAreBadInput() {

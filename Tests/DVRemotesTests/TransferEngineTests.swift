@@ -5,7 +5,7 @@ import XCTest
 @testable import DVRemotes
 
 /// An in-memory remote that fails on purpose: the first `transientUploadFailures[key]` uploads
-/// of a key throw a transport error; downloads of keys in `corrupt` return other bytes.
+/// of a key throw a transport error; downloads and reads of keys in `corrupt` return other bytes.
 final class FaultyRemote: Remote, @unchecked Sendable {
   let displayURL = "fake://bucket"
   let objects = Locked<[String: [UInt8]]>([:])
@@ -47,6 +47,20 @@ final class FaultyRemote: Remote, @unchecked Sendable {
     if corrupt.withLock({ $0.contains(key) }) { bytes += Array("tampered".utf8) }
     try FileSystem.writeAtomically(bytes, to: path)
     progress(Int64(bytes.count))
+  }
+
+  func read(_ key: String, range: Range<Int64>?, into sink: ObjectSink, progress: @escaping (Int64) -> Void) throws {
+    let url = displayURL + "/" + key
+    guard var bytes = objects.withLock({ $0[key] }) else { throw RemoteError.notFound(url: url) }
+    if corrupt.withLock({ $0.contains(key) }) { bytes += Array("tampered".utf8) }
+    let wanted = range ?? 0..<Int64(bytes.count)
+    guard wanted.isEmpty || wanted.upperBound <= Int64(bytes.count) else {
+      throw RemoteError.server(url: url, status: 416, message: "the range lies outside the object")
+    }
+    try sink.begin(at: wanted.lowerBound)
+    if wanted.isEmpty { return }
+    try bytes[Int(wanted.lowerBound)..<Int(wanted.upperBound)].withUnsafeBytes { try sink.write($0) }
+    progress(Int64(wanted.count))
   }
 
   func delete(_ key: String) throws { objects.withLock { _ = $0.removeValue(forKey: key) } }
