@@ -169,6 +169,11 @@ final class PackFormatTests: XCTestCase {
     XCTAssertTrue(policy.packs(UploadItem(id: "", path: "", size: (1 << 20) - 1)))
     XCTAssertFalse(policy.packs(UploadItem(id: "", path: "", size: 1 << 20)))
     XCTAssertFalse(PackPolicy.never.packs(UploadItem(id: "", path: "", size: 0)))
+    // Empty objects after the last cut join the last pack rather than make one of their own.
+    let tail = items.prefix(100) + [UploadItem(id: "e1", path: "", size: 0), UploadItem(id: "e2", path: "", size: 0)]
+    let tailGroups = policy.groups(Array(tail), jobs: 2)
+    XCTAssertEqual(tailGroups.count, 2)
+    XCTAssertEqual(tailGroups.last?.last?.id, "e2")
   }
 
   func testABuiltPackMatchesItsIndexAndLeavesOutACorruptSource() throws {

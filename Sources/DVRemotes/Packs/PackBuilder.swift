@@ -156,7 +156,10 @@ public struct PackPolicy: Sendable, Equatable {
         bytes = 0
       }
     }
-    if !current.isEmpty { groups.append(current) }
+    // A short tail (the rounding of the cut, or empty objects after it) joins the last pack.
+    if !current.isEmpty {
+      if !groups.isEmpty && bytes < target / 2 { groups[groups.count - 1] += current } else { groups.append(current) }
+    }
     return groups
   }
 }
