@@ -70,7 +70,8 @@ final class PackFormatTests: XCTestCase {
     let e = { (offset: Int64, length: Int64) in PackIndex.Entry(id: "\(offset)", offset: offset, length: length) }
     // Close together: one segment.
     XCTAssertEqual(
-      PackSegment.plan(pack: "p", wanted: [e(100, 10), e(8, 10), e(200, 10)], maxGap: 100, maxLength: 1000).map(\.range),
+      PackSegment.plan(pack: "p", wanted: [e(100, 10), e(8, 10), e(200, 10)], maxGap: 100, maxLength: 1000).map(
+        \.range),
       [8..<210])
     // A gap wider than maxGap splits.
     XCTAssertEqual(
@@ -97,7 +98,8 @@ final class PackFormatTests: XCTestCase {
     var generator = SystemRandomNumberGenerator()
     let objects = (0..<20).map { i in (0..<(i * 37 % 300)).map { _ in UInt8.random(in: 0...255, using: &generator) } }
     let (pack, index) = makePack(objects)
-    let wanted = index.entries.sorted { $0.offset < $1.offset }.enumerated().filter { $0.offset % 3 != 1 }.map(\.element)
+    let wanted = index.entries.sorted { $0.offset < $1.offset }.enumerated().filter { $0.offset % 3 != 1 }.map(
+      \.element)
     for piece in [1, 7, 64, 4096] {
       var got: [String: [UInt8]] = [:]
       let extractor = PackExtractor(entries: wanted) { entry, bytes in got[entry.id] = Array(bytes) }
@@ -116,7 +118,9 @@ final class PackFormatTests: XCTestCase {
   }
 
   func testAServerIgnoringTheRangeAndARetryFromTheStartAreHandled() throws {
-    let objects: [[UInt8]] = [Array(repeating: 1, count: 50), Array(repeating: 2, count: 60), Array(repeating: 3, count: 70)]
+    let objects: [[UInt8]] = [
+      Array(repeating: 1, count: 50), Array(repeating: 2, count: 60), Array(repeating: 3, count: 70),
+    ]
     let (pack, index) = makePack(objects)
     let wanted = [index.entries.first { $0.length == 60 }!]
     var delivered = 0

@@ -10,7 +10,8 @@ final class PackTests: DVTestCase {
   func makeMixedWorkspace(count: Int = 300, remote: String = "store") throws {
     XCTAssertEqual(try dv("init", "--no-scm").code, 0)
     for i in 0..<count {
-      try write("data/many/d\(i % 10)/f\(i).json", "{\"row\": \(i), \"text\": \"\(String(repeating: "x", count: i % 97))\"}\n")
+      try write(
+        "data/many/d\(i % 10)/f\(i).json", "{\"row\": \(i), \"text\": \"\(String(repeating: "x", count: i % 97))\"}\n")
     }
     try write("data/many/empty.txt", "")
     try write("data/big/a.bin", String(repeating: "large object A ", count: 80_000))
@@ -56,9 +57,10 @@ final class PackTests: DVTestCase {
   }
 
   /// Compares file sets without printing megabytes when they differ.
-  func assertSameFiles(_ actual: [String: String], _ expected: [String: String], _ message: String = "",
-    line: UInt = #line)
-  {
+  func assertSameFiles(
+    _ actual: [String: String], _ expected: [String: String], _ message: String = "",
+    line: UInt = #line
+  ) {
     XCTAssertEqual(actual.count, expected.count, "file count " + message, line: line)
     let differing = expected.keys.filter { actual[$0] != expected[$0] }.sorted()
     XCTAssertEqual(Array(differing.prefix(5)), [], "files differ " + message, line: line)

@@ -58,6 +58,88 @@ final class RemoteCloudTests: DVTestCase {
     }
   }
 
+  /// A mixed workload through packs: two directories of small files and a file above the
+  /// pack threshold. Push, pull one directory alone (range reads of the packs), pull the rest,
+  /// then change half the files and let `gc --remote --repack` rewrite the packs.
+  func packRoundTrip(env: [String: String], remote: String) throws {
+    for i in 0..<200 {
+      try write("data/left/f\(i).txt", "left \(i) " + String(repeating: "l", count: i))
+      try write("data/right/f\(i).txt", "right \(i) " + String(repeating: "r", count: i))
+    }
+    try write("data/large.bin", String(repeating: "a large object ", count: 100_000))
+    XCTAssertEqual(try dv("add", "data/left", "data/right", "data/large.bin").code, 0)
+    let push = try dv("push", env: env)
+    XCTAssertEqual(push.code, 0, push.stderr)
+    XCTAssertTrue(push.stdout.hasPrefix("pushed 403 objects ("), push.stdout)
+    XCTAssertEqual(try dv("push", env: env).stdout, "everything is already on '\(remote)'\n")
+
+    let left = (0..<200).map { read("data/left/f\($0).txt") }
+    let right = (0..<200).map { read("data/right/f\($0).txt") }
+    let large = read("data/large.bin")
+    try FileSystem.removeTree(root + "/.pipeline/cache")
+    try FileSystem.removeTree(root + "/.pipeline/tmp")
+    for path in ["data/left", "data/right"] { try FileSystem.removeTree(root + "/" + path) }
+    try FileSystem.removeFile(root + "/data/large.bin")
+
+    let one = try dv("pull", "data/left", env: env)
+    XCTAssertEqual(one.code, 0, one.stderr)
+    XCTAssertTrue(one.stdout.hasPrefix("fetched 201 objects ("), "range reads of just data/left: \(one.stdout)")
+    XCTAssertEqual((0..<200).map { read("data/left/f\($0).txt") }, left)
+    XCTAssertFalse(exists("data/right"))
+    let rest = try dv("pull", env: env)
+    XCTAssertEqual(rest.code, 0, rest.stderr)
+    XCTAssertEqual((0..<200).map { read("data/right/f\($0).txt") }, right)
+    XCTAssertEqual(read("data/large.bin"), large)
+    XCTAssertEqual(try dv("fsck").code, 0)
+
+    for i in 0..<100 { try write("data/left/f\(i).txt", "left v2 \(i)") }
+    XCTAssertEqual(try dv("add", "data/left").code, 0)
+    XCTAssertEqual(try dv("push", env: env).code, 0)
+    let repack = try dv("gc", "--remote", remote, "--repack", "--yes", env: env)
+    XCTAssertEqual(repack.code, 0, repack.stderr)
+    XCTAssertTrue(repack.stdout.contains("rewrote 400 referenced objects into"), repack.stdout)
+    let after = try dv("gc", "--remote", remote, "--dry-run", env: env)
+    XCTAssertTrue(after.stdout.hasPrefix("would remove 0 objects"), after.stdout)
+    let current = (0..<200).map { read("data/left/f\($0).txt") }
+    try FileSystem.removeTree(root + "/.pipeline/cache")
+    try FileSystem.removeTree(root + "/data/left")
+    let pull = try dv("pull", env: env)
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertEqual((0..<200).map { read("data/left/f\($0).txt") }, current)
+  }
+
+  /// S3 settings of the test server, or a skip.
+  func s3Server() throws -> (endpoint: String, bucket: String, keyID: String, secret: String) {
+    let environment = ProcessInfo.processInfo.environment
+    guard let endpoint = environment["DV_TEST_S3_ENDPOINT"], let bucket = environment["DV_TEST_S3_BUCKET"],
+      let keyID = environment["DV_TEST_S3_ACCESS_KEY_ID"], let secret = environment["DV_TEST_S3_SECRET_ACCESS_KEY"]
+    else {
+      throw XCTSkip("no S3 test server: run scripts/test, which starts moto_server and sets DV_TEST_S3_ENDPOINT")
+    }
+    return (endpoint, bucket, keyID, secret)
+  }
+
+  func testS3PacksMixedWorkload() throws {
+    let server = try s3Server()
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    XCTAssertEqual(try dv("remote", "add", "-d", "s3", "s3://\(server.bucket)/packs-\(UUID().uuidString)").code, 0)
+    XCTAssertEqual(try dv("remote", "modify", "s3", "endpoint", server.endpoint).code, 0)
+    XCTAssertEqual(try dv("remote", "modify", "s3", "region", "us-east-1").code, 0)
+    try packRoundTrip(
+      env: isolated.merging(["AWS_ACCESS_KEY_ID": server.keyID, "AWS_SECRET_ACCESS_KEY": server.secret]) { $1 },
+      remote: "s3")
+  }
+
+  func testGCSPacksMixedWorkload() throws {
+    let environment = ProcessInfo.processInfo.environment
+    guard let emulator = environment["DV_TEST_GCS_EMULATOR"], let bucket = environment["DV_TEST_GCS_BUCKET"] else {
+      throw XCTSkip("no GCS emulator: run scripts/test, which starts it and sets DV_TEST_GCS_EMULATOR")
+    }
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    XCTAssertEqual(try dv("remote", "add", "-d", "gcs", "gs://\(bucket)/packs-\(UUID().uuidString)").code, 0)
+    try packRoundTrip(env: isolated.merging(["STORAGE_EMULATOR_HOST": emulator]) { $1 }, remote: "gcs")
+  }
+
   func testS3PushWipePull() throws {
     let environment = ProcessInfo.processInfo.environment
     guard let endpoint = environment["DV_TEST_S3_ENDPOINT"], let bucket = environment["DV_TEST_S3_BUCKET"],
