@@ -133,14 +133,26 @@ public struct DataCheckout: Sendable {
     let progress = builder.progress
     progress.begin("checking out", totalItems: writes.count, totalBytes: totalBytes)
     defer { progress.end() }
-    try parallelForEach(writes.count, makeState: { IOBuffer() }) { i, buffer in
-      let w = writes[i]
-      let absolute = w.path.absolute(under: root)
-      if let existing = try FileStat.of(absolute, followLinks: false), existing.kind == .directory {
-        try FileSystem.removeTree(absolute)
+    // Workers take whole directories (large ones in pieces): creating files in one directory
+    // from two threads serialises on its lock, and on ext4 each creation may hold it a while.
+    var batches: [Range<Int>] = []
+    var start = 0
+    for i in stride(from: 1, through: writes.count, by: 1) where i == writes.count || writes[i].path.parent != writes[start].path.parent
+      || i - start == 256
+    {
+      batches.append(start..<i)
+      start = i
+    }
+    try parallelForEach(batches.count, makeState: { IOBuffer() }) { b, buffer in
+      for w in writes[batches[b]] {
+        let absolute = w.path.absolute(under: root)
+        if let existing = try FileStat.of(absolute, followLinks: false), existing.kind == .directory {
+          try FileSystem.removeTree(absolute)
+        }
+        try cache.materialize(
+          w.id, at: absolute, executable: w.exec, types: types, buffer: buffer, progress: progress)
+        progress.advance(items: 1, bytes: 0)
       }
-      try cache.materialize(w.id, at: absolute, executable: w.exec, types: types, buffer: buffer, progress: progress)
-      progress.advance(items: 1, bytes: 0)
     }
     return writes.count
   }
