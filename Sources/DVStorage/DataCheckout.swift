@@ -137,7 +137,8 @@ public struct DataCheckout: Sendable {
     // from two threads serialises on its lock, and on ext4 each creation may hold it a while.
     var batches: [Range<Int>] = []
     var start = 0
-    for i in stride(from: 1, through: writes.count, by: 1) where i == writes.count || writes[i].path.parent != writes[start].path.parent
+    for i in stride(from: 1, through: writes.count, by: 1)
+    where i == writes.count || writes[i].path.parent != writes[start].path.parent
       || i - start == 256
     {
       batches.append(start..<i)

@@ -54,6 +54,10 @@ final class PackFormatTests: XCTestCase {
     }
     let inHeader = PackIndex(name: id([7]), packSize: 50, entries: [.init(id: id([1]), offset: 2, length: 4)])
     XCTAssertThrowsError(try PackIndex.decode(inHeader.encoded(), name: inHeader.name, url: "x"))
+    let huge = PackIndex(name: id([7]), packSize: 1 << 40, entries: [.init(id: id([1]), offset: 8, length: 1 << 30)])
+    XCTAssertThrowsError(try PackIndex.decode(huge.encoded(), name: huge.name, url: "x")) { error in
+      XCTAssertTrue("\(error)".contains("larger than 64 MiB"), "\(error)")
+    }
   }
 
   func testKeysAreValidatedBeforeUse() {

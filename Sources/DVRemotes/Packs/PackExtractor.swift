@@ -84,7 +84,7 @@ final class PackExtractor: ObjectSink {
       }
       if object == nil {
         object = []
-        object!.reserveCapacity(Int(entry.length))
+        object!.reserveCapacity(Int(min(entry.length, 1 << 20)))
       }
       let take = Int(min(Int64(rest.count), entry.end - position))
       let piece = UnsafeRawBufferPointer(rebasing: rest[..<take])

@@ -14,6 +14,8 @@ public enum PackFormat {
   public static let packMagic: [UInt8] = Array("DVPACK01".utf8)
   /// The first bytes of every pack index.
   public static let indexMagic: [UInt8] = Array("DVPKIDX1".utf8)
+  /// The largest object an index may list (docs/formats.md §4).
+  public static let maximumObjectSize: Int64 = 64 << 20
   /// Bytes of one index entry: id, offset, length.
   static let entrySize = 48
   /// Bytes of an index around its entries: magic and count before, pack hash, pack size and
@@ -143,6 +145,8 @@ public struct PackIndex: Sendable, Equatable {
       guard offset >= UInt64(PackFormat.packMagic.count), length <= packSize, offset <= packSize - length else {
         throw invalid("an entry lies outside the pack")
       }
+      // Objects in packs are small; a reader holds one whole in memory while checking it.
+      guard length <= UInt64(PackFormat.maximumObjectSize) else { throw invalid("an entry is larger than 64 MiB") }
       entries.append(Entry(id: Hex.string(id), offset: Int64(offset), length: Int64(length)))
     }
     var index = PackIndex(name: name, packSize: Int64(packSize), entries: [])
