@@ -67,16 +67,7 @@ package enum S3Crypto {
   package static func hmacSHA256(key: [UInt8], _ text: String) -> [UInt8] { hmacSHA256(key: key, Array(text.utf8)) }
 
   /// Lowercase hex.
-  package static func hex(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for byte in bytes {
-      out.append(digits[Int(byte >> 4)])
-      out.append(digits[Int(byte & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
-  }
+  package static func hex(_ bytes: [UInt8]) -> String { Hex.string(bytes) }
 }
 
 /// The time of a request in the two forms SigV4 uses: `20130524T000000Z` and `20130524`.

@@ -120,6 +120,20 @@ class DVTestCase: XCTestCase {
 
   func exists(_ relative: String) -> Bool { FileSystem.exists(root + "/" + relative) }
 
+  /// Every regular file under `relative` with its bytes.
+  func files(_ relative: String) -> [String: String] {
+    var result: [String: String] = [:]
+    let base = root + "/" + relative
+    guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [:] }
+    while let path = enumerator.nextObject() as? String {
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: base + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        result[path] = read(relative + "/" + path)
+      }
+    }
+    return result
+  }
+
   /// A `dv init --no-scm` workspace with `data/raw` holding a.csv, b.csv and sub/c.csv.
   func makeWorkspaceWithData(git: Bool = false) throws {
     if git {

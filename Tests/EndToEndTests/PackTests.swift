@@ -21,20 +21,6 @@ final class PackTests: DVTestCase {
     XCTAssertEqual(try dv("remote", "add", "-d", "store", remote).code, 0)
   }
 
-  /// Every regular file under `relative`, with its bytes.
-  func files(_ relative: String) -> [String: String] {
-    var result: [String: String] = [:]
-    let base = root + "/" + relative
-    guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [:] }
-    while let path = enumerator.nextObject() as? String {
-      var isDirectory: ObjCBool = false
-      if FileManager.default.fileExists(atPath: base + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
-        result[path] = read(relative + "/" + path)
-      }
-    }
-    return result
-  }
-
   /// Names in the remote's `packs/` with the given suffix.
   func remotePacks(_ suffix: String, remote: String = "store") -> [String] {
     ((try? FileSystem.listDirectory(root + "/" + remote + "/packs")) ?? []).map(\.name).filter { $0.hasSuffix(suffix) }

@@ -4,20 +4,6 @@ import XCTest
 
 /// Remotes through the `dv` binary: a directory remote inside the test's temporary directory.
 final class RemoteTests: DVTestCase {
-  /// Every regular file under `relative` with its bytes.
-  func files(_ relative: String) -> [String: String] {
-    var result: [String: String] = [:]
-    let base = root + "/" + relative
-    guard let enumerator = FileManager.default.enumerator(atPath: base) else { return [:] }
-    while let path = enumerator.nextObject() as? String {
-      var isDirectory: ObjCBool = false
-      if FileManager.default.fileExists(atPath: base + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
-        result[path] = read(relative + "/" + path)
-      }
-    }
-    return result
-  }
-
   /// A workspace with `data/raw` (3 files) and `model.bin` added, and remote `store` (a
   /// directory, relative to the workspace) as the default.
   func makeWorkspaceWithRemote() throws {
