@@ -145,7 +145,7 @@ final class ConcurrencyTests: DVTestCase {
     XCTAssertEqual(try dv("add", "data/raw", "model.bin").code, 0)
     XCTAssertEqual(try dv("repro").code, 0)
 
-    let rounds = 12
+    let rounds = 30
     let script = """
       set -e
       for i in $(seq 1 \(rounds)); do
@@ -192,6 +192,7 @@ final class ConcurrencyTests: DVTestCase {
     defer { try? FileSystem.removeTree(remote) }
     XCTAssertEqual(try dv("remote", "add", "-d", "store", remote).code, 0)
     var expected: [String: String] = [:]
+    var overlaps = 0
     for trial in 1...3 {
       // Garbage: a first version of this trial's data, replaced before the push.
       for i in 0..<400 { try write("data/t\(trial)/f\(i).txt", "old \(trial) \(i)\n") }
@@ -207,8 +208,10 @@ final class ConcurrencyTests: DVTestCase {
 
       let push = try background("push", "-j", "2")
       usleep(UInt32(30_000 * trial))
+      let overlapped = push.process.isRunning
       let gc = try dv("gc", env: ["DV_LOCK_TIMEOUT": "30"])
       let pushed = push.wait()
+      if overlapped { overlaps += 1 }
       XCTAssertEqual(gc.code, 0, gc.stderr)
       XCTAssertTrue(gc.stdout.hasPrefix("removed 401 objects ("), "the old version is garbage: \(gc.stdout)")
       XCTAssertEqual(pushed.code, 0, pushed.stderr)
@@ -216,6 +219,7 @@ final class ConcurrencyTests: DVTestCase {
         "concurrency: gc during push, trial \(trial): push '\(pushed.stdout.trimmingCharacters(in: .newlines))', gc '\(gc.stdout.split(separator: "\n").first ?? "")'"
       )
     }
+    print("concurrency: gc started while push was running in \(overlaps) of 3 trials")
     let again = try dv("push")
     XCTAssertEqual(again.code, 0, again.stderr)
     XCTAssertEqual(again.stdout, "everything is already on 'store'\n")

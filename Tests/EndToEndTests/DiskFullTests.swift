@@ -58,6 +58,7 @@ final class DiskFullTests: DVTestCase {
   }
 
   func assertNoSpaceFailure(_ result: RunResult, file: StaticString = #filePath, line: UInt = #line) {
+    print("disk-full: exit \(result.code): \(result.stderr.trimmingCharacters(in: .newlines))")
     XCTAssertEqual(result.code, 1, result.stderr, file: file, line: line)
     XCTAssertTrue(
       result.stderr.lowercased().contains("no space left on device"), "stderr: \(result.stderr)", file: file,
