@@ -57,11 +57,19 @@ public struct SystemError: DVError {
   public var kind: FailureKind { .failed }
 
   public var description: String {
-    "\(action): \(String(cString: strerror(code)))"
+    if isOutOfSpace {
+      // What to do matters more than errno's words here; nothing was left half-written.
+      let what = code == EDQUOT ? "the disk quota is used up" : "no space left on device"
+      return "\(action): \(what); free some space (`dv gc` removes cache objects nothing references) and run it again"
+    }
+    return "\(action): \(String(cString: strerror(code)))"
   }
 
   /// True when the file or directory did not exist.
   public var isNotFound: Bool { code == ENOENT }
+
+  /// True when the filesystem (or the user's quota on it) is full.
+  public var isOutOfSpace: Bool { code == ENOSPC || code == EDQUOT }
 }
 
 #if canImport(Glibc)

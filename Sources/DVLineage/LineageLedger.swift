@@ -63,8 +63,17 @@ public final class LineageLedger: @unchecked Sendable {
         try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
       }
     } catch let error as DatabaseError {
-      throw LineageError.database(error.message ?? "\(error)")
+      throw Self.failure(error)
     }
+  }
+
+  /// The error to report for a database error: a full disk as the `SystemError` it is (whose
+  /// message says what to do), anything else as `LineageError.database`.
+  static func failure(_ error: DatabaseError) -> Error {
+    if error.resultCode == .SQLITE_FULL {
+      return SystemError("writing the lineage ledger .pipeline/lineage.db", errno: ENOSPC)
+    }
+    return LineageError.database(error.message ?? "\(error)")
   }
 
   private static var migrator: DatabaseMigrator {
@@ -116,7 +125,7 @@ public final class LineageLedger: @unchecked Sendable {
 
   func wrap<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as DatabaseError {
-      throw LineageError.database(error.message ?? "\(error)")
+      throw Self.failure(error)
     }
   }
 

@@ -177,16 +177,7 @@ public final class GCSRemote: Remote {
     var seenTokens = Set<String>()
     repeat {
       let url = base + (pageToken.map { "&pageToken=" + GCSURL.encode($0) } ?? "")
-      let sink = MemorySink(limit: 64 << 20)
-      let response = try perform(HTTPRequest(.get, url: url), key: prefix, into: sink)
-      guard response.isSuccess else {
-        if response.status == 404 { throw RemoteError.noSuchBucket(url: displayURL) }
-        throw failure(response, key: prefix)
-      }
-      guard let page = try? JSONSerialization.jsonObject(with: Data(sink.bytes)) as? [String: Any] else {
-        throw RemoteError.server(
-          url: remoteURL(prefix), status: response.status, message: "the object listing is not JSON")
-      }
+      let (response, page) = try listingPage(url, prefix: prefix)
       bucketSeen.withLock { $0 = true }
       for item in page["items"] as? [[String: Any]] ?? [] {
         guard let name = item["name"] as? String, name.hasPrefix(self.prefix) else { continue }
@@ -200,6 +191,31 @@ public final class GCSRemote: Remote {
           url: remoteURL(prefix), status: response.status, message: "the listing repeated a page token")
       }
     } while pageToken != nil
+  }
+
+  /// One page of a listing, parsed. A page that is not UTF-8 JSON was damaged on the way (or the
+  /// server is broken) and is asked for again, per the retry policy.
+  private func listingPage(_ url: String, prefix: String) throws -> (HTTPResponse, [String: Any]) {
+    var attempt = 1
+    while true {
+      let sink = MemorySink(limit: 64 << 20)
+      let response = try perform(HTTPRequest(.get, url: url), key: prefix, into: sink)
+      guard response.isSuccess else {
+        if response.status == 404 { throw RemoteError.noSuchBucket(url: displayURL) }
+        throw failure(response, key: prefix)
+      }
+      if String(validating: sink.bytes, as: UTF8.self) != nil,
+        let page = try? JSONSerialization.jsonObject(with: Data(sink.bytes)) as? [String: Any]
+      {
+        return (response, page)
+      }
+      guard attempt <= tuning.retry.retries else {
+        throw RemoteError.server(
+          url: remoteURL(prefix), status: response.status, message: "the object listing is not JSON")
+      }
+      tuning.retry.sleep(tuning.retry.delay(beforeRetry: attempt, retryAfter: nil))
+      attempt += 1
+    }
   }
 
   public func upload(
@@ -309,6 +325,9 @@ public final class GCSRemote: Remote {
         response = try tuning.retry.run { _ in try transport.send(authorised, into: sink, progress: progress) }
       } catch HTTPError.sink(_, let error as RemoteError) {
         // A sink that judged the response (a ranged read's) already names the object.
+        throw error
+      } catch HTTPError.sink(_, let error as SystemError) where error.isOutOfSpace {
+        // The local disk is full: not the remote's failure, and no retry will help.
         throw error
       } catch let error as HTTPError {
         throw RemoteError.transport(url: remoteURL(key), message: Self.detail(of: error))

@@ -99,6 +99,9 @@ public struct LocalRemote: Remote {
     guard try exists(key) else { throw RemoteError.notFound(url: url(key)) }
     do {
       try copy(from: path(key), to: destination, progress: progress, sync: false)
+    } catch let error as SystemError where error.isOutOfSpace {
+      // The local disk is full: not the remote's failure, and no retry will help.
+      throw error
     } catch {
       throw RemoteError.transport(url: url(key), message: "download failed: \(error)")
     }

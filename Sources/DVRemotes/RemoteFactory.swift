@@ -25,11 +25,14 @@ public enum RemoteScheme: String, Sendable, CaseIterable {
   public var settingKeys: Set<String> {
     switch self {
     case .s3:
-      return [
+      let keys: Set<String> = [
         "endpoint", "region", "profile", "addressing", "access_key_id", "secret_access_key", "session_token",
         "jobs",
       ]
-    case .gcs: return ["endpoint", "endpointurl", "credentialpath", "token", "jobs"]
+      return keys.union(RemoteTimeouts.settingKeys)
+    case .gcs:
+      let keys: Set<String> = ["endpoint", "endpointurl", "credentialpath", "token", "jobs"]
+      return keys.union(RemoteTimeouts.settingKeys)
     case .local: return ["jobs"]
     }
   }
@@ -86,9 +89,10 @@ public enum RemoteFactory {
   private static func makeNetworkRemote(
     _ scheme: RemoteScheme, _ settings: RemoteSettings, environment: [String: String]
   ) throws -> Remote {
+    let transport = try RemoteTimeouts.transport(CurlTransport.shared, settings: settings)
     switch scheme {
-    case .s3: return try S3Remote(settings: settings, environment: environment)
-    default: return try GCSRemote(settings: settings, environment: environment)
+    case .s3: return try S3Remote(settings: settings, environment: environment, transport: transport)
+    default: return try GCSRemote(settings: settings, environment: environment, transport: transport)
     }
   }
 }

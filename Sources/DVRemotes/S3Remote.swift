@@ -166,10 +166,8 @@ public final class S3Remote: Remote {
       var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", fullPrefix)]
       if let token { query.append(("continuation-token", token)) }
       if let listPageSize { query.append(("max-keys", String(listPageSize))) }
-      let sink = MemorySink(limit: 64 << 20)
-      let response = try perform(S3Request(.get, key: nil, query: query), shownAs: displayURL, sink: sink)
-      guard response.isSuccess else { throw failure(response, shownAs: displayURL) }
-      let xml = S3XML(sink.bytes)
+      let (response, page) = try listingPage(query)
+      let xml = S3XML(page)
       for entry in xml.elements("Contents") {
         guard let key = xml.text("Key", in: entry), key.hasPrefix(rootPrefix) else { continue }
         let size = xml.text("Size", in: entry).flatMap { Int64($0) } ?? 0
@@ -182,6 +180,25 @@ public final class S3Remote: Remote {
           message: "the listing is truncated but gives no new continuation token; the server is not S3-compatible")
       }
       token = next
+    }
+  }
+
+  /// One page of a listing. A page that is not valid UTF-8 was damaged on the way (a wrong key
+  /// in it would go unnoticed: an object would look absent) and is asked for again, per the
+  /// retry policy.
+  private func listingPage(_ query: [(name: String, value: String)]) throws -> (HTTPResponse, [UInt8]) {
+    var attempt = 1
+    while true {
+      let sink = MemorySink(limit: 64 << 20)
+      let response = try perform(S3Request(.get, key: nil, query: query), shownAs: displayURL, sink: sink)
+      guard response.isSuccess else { throw failure(response, shownAs: displayURL) }
+      if String(validating: sink.bytes, as: UTF8.self) != nil { return (response, sink.bytes) }
+      guard attempt <= retryPolicy.retries else {
+        throw RemoteError.server(
+          url: displayURL, status: response.status, message: "the object listing arrived damaged (not UTF-8)")
+      }
+      retryPolicy.sleep(retryPolicy.delay(beforeRetry: attempt, retryAfter: nil))
+      attempt += 1
     }
   }
 

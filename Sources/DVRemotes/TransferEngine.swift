@@ -315,8 +315,11 @@ public final class TransferEngine: @unchecked Sendable {
     }
   }
 
-  /// Whether another attempt may succeed.
+  /// Whether another attempt may succeed: transport failures, retryable statuses, and bytes
+  /// that failed their check (a corrupt object, a pack index that does not decode), which a
+  /// damaged transfer explains as well as damage at rest.
   static func isTransient(_ error: Error) -> Bool {
+    if case .invalidIndex? = error as? PackError { return true }
     switch error as? RemoteError {
     case .transport, .integrity: return true
     case .server(_, let status, _): return RetryPolicy.isRetryable(status: status)

@@ -179,8 +179,17 @@ public final class StateCache: @unchecked Sendable {
         try db.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = \(Self.schemaVersion)") }
       }
     } catch let error as DatabaseError {
-      throw StorageError.stateDatabase(error.message ?? "\(error)")
+      throw Self.failure(error)
     }
+  }
+
+  /// The error to report for a database error: a full disk as the `SystemError` it is (deleting
+  /// the database would not help), anything else as `StorageError.stateDatabase`.
+  static func failure(_ error: DatabaseError) -> Error {
+    if error.resultCode == .SQLITE_FULL {
+      return SystemError("writing the stat cache .pipeline/state.db", errno: ENOSPC)
+    }
+    return StorageError.stateDatabase(error.message ?? "\(error)")
   }
 
   /// The schema version this dv writes (SQLite's user_version, set after the migrations).
@@ -213,7 +222,7 @@ public final class StateCache: @unchecked Sendable {
 
   private func wrap<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as DatabaseError {
-      throw StorageError.stateDatabase(error.message ?? "\(error)")
+      throw Self.failure(error)
     }
   }
 

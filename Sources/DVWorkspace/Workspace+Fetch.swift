@@ -78,10 +78,22 @@ extension Workspace {
       try parallelForEach(ids.count, workers: engine.jobs) { i in
         let file = temporary + "/" + TransferEngine.downloadPrefix + "run.\(getpid()).\(ids[i])"
         defer { try? FileSystem.removeFile(file) }
-        try engine.retrying {
-          try engine.remote.download(TransferEngine.runsPrefix + ids[i] + ".json", to: file) { _ in }
+        let key = TransferEngine.runsPrefix + ids[i] + ".json"
+        let bytes: [UInt8] = try engine.retrying {
+          try engine.remote.download(key, to: file) { _ in }
+          // Records are not named by their hash: one damaged on the way shows as bytes that do
+          // not parse (a flipped byte is not valid UTF-8), and is read again.
+          let bytes = try FileSystem.readFileIfPresent(file) ?? []
+          guard String(validating: bytes, as: UTF8.self) != nil,
+            (try? JSONSerialization.jsonObject(with: Data(bytes))) is [String: Any]
+          else {
+            throw RemoteError.integrity(
+              url: engine.remote.displayURL + "/" + key, expected: "a JSON run record",
+              actual: "bytes that do not parse")
+          }
+          return bytes
         }
-        if let bytes = try FileSystem.readFileIfPresent(file) { records.withLock { $0[ids[i]] = bytes } }
+        records.withLock { $0[ids[i]] = bytes }
       }
       for id in ids {
         guard let bytes = records.withLock({ $0[id] }) else { continue }

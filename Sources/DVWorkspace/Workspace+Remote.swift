@@ -122,6 +122,7 @@ extension Workspace {
       if key == "jobs", (Int(value) ?? 0) < 1 {
         throw RemoteError.invalidSetting(remote: name, key: key, reason: "must be a whole number of at least 1")
       }
+      if RemoteTimeouts.settingKeys.contains(key) { _ = try RemoteTimeouts.seconds(value, remote: name, key: key) }
       if RemoteScheme.secretKeys.contains(key) && !local {
         throw RemoteConfigError.secretInCommittedConfig(remote: name, key: key)
       }

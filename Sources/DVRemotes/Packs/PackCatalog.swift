@@ -76,12 +76,13 @@ public final class PackCatalog: @unchecked Sendable {
       let name = todo[i]
       let key = PackFormat.indexKey(name)
       let sink = MemoryObjectSink()
-      let bytes: [UInt8] = try engine.retrying {
+      // Decoded inside the retries: an index damaged on the way is read again (its checksum
+      // tells); one damaged on the remote still fails once the retries are used up.
+      let index: PackIndex = try engine.retrying {
         try engine.remote.read(key, range: nil, into: sink, progress: { _ in })
-        return sink.bytes
+        return try PackIndex.decode(sink.bytes, name: name, url: engine.remote.displayURL + "/" + key)
       }
-      let index = try PackIndex.decode(bytes, name: name, url: engine.remote.displayURL + "/" + key)
-      try self.saveCopy(bytes, name: name)
+      try self.saveCopy(sink.bytes, name: name)
       fetched.withLock { $0[name] = index }
     }
     local.merge(fetched.withLock { $0 }) { a, _ in a }
