@@ -77,14 +77,17 @@ let package = Package(
     .executableTarget(
       name: "dv", dependencies: ["DVCommands"], swiftSettings: staticRuntime, linkerSettings: staticLinking),
 
+    // Seeded mutation of valid inputs and a watchdog, for the bad-input (fuzz) suites; tests only.
+    .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
+
     .testTarget(name: "DVBasicsTests", dependencies: ["DVBasics"]),
     .testTarget(name: "DVStorageTests", dependencies: ["DVStorage"]),
-    .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage"]),
-    .testTarget(name: "DVRemotesTests", dependencies: ["DVRemotes", "DVBasics"]),
+    .testTarget(name: "DVPipelineTests", dependencies: ["DVPipeline", "DVStorage", "FuzzSupport"]),
+    .testTarget(name: "DVRemotesTests", dependencies: ["DVRemotes", "DVBasics", "FuzzSupport"]),
     .testTarget(name: "DVPluginsTests", dependencies: ["DVPlugins", "DVPipeline", "DVBasics"]),
-    .testTarget(name: "DVLineageTests", dependencies: ["DVLineage", "DVBasics"]),
-    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline"]),
-    .testTarget(name: "EndToEndTests", dependencies: ["DVBasics"]),
+    .testTarget(name: "DVLineageTests", dependencies: ["DVLineage", "DVBasics", "FuzzSupport"]),
+    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline", "DVStorage", "FuzzSupport"]),
+    .testTarget(name: "EndToEndTests", dependencies: ["DVBasics", "FuzzSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -41,11 +41,13 @@ public enum FileSystem {
     throw SystemError("creating directory '\(path)'", errno: err == ENOENT ? errno : err)
   }
 
-  /// Reads a whole (small) file; nil when it does not exist.
+  /// Reads a whole (small) file; nil when it does not exist. A directory at `path` is
+  /// `PathError.notAFile`.
   public static func readFileIfPresent(_ path: String) throws -> [UInt8]? {
     let fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
     if fd < 0 {
-      if errno == ENOENT || errno == ENOTDIR { return nil }
+      // A name too long for the system cannot name an existing file.
+      if errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG { return nil }
       throw SystemError("opening '\(path)'", errno: errno)
     }
     defer { close(fd) }
@@ -55,6 +57,8 @@ public enum FileSystem {
       let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
       if n < 0 {
         if errno == EINTR { continue }
+        // A directory where a file belongs is the user's input, not a failing disk.
+        if errno == EISDIR { throw PathError.notAFile(path) }
         throw SystemError("reading '\(path)'", errno: errno)
       }
       if n == 0 { break }

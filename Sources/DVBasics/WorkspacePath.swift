@@ -10,9 +10,10 @@ public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConverti
   init(trusted value: String) { self.value = value }
 
   /// Validates a path as written in a workspace file (a pointer's `path`, a lock entry).
-  /// Returns nil when it is absolute or leaves the workspace.
+  /// Returns nil when it is absolute, leaves the workspace or holds a NUL.
   public init?(validating text: String) {
-    guard !text.isEmpty, !text.hasPrefix("/") else { return nil }
+    // A NUL ends the path where the system reads it: "a/..\0" would name "a/..".
+    guard !text.isEmpty, !text.hasPrefix("/"), !text.utf8.contains(0) else { return nil }
     var parts: [Substring] = []
     for part in text.split(separator: "/", omittingEmptySubsequences: true) {
       if part == "." { continue }
@@ -51,6 +52,26 @@ public struct RelativePath: Hashable, Sendable, Comparable, CustomStringConverti
     return value == other.value || value.hasPrefix(other.value + "/")
   }
 
+  /// The first of `self`'s proper ancestors (`a` and `a/b` of `a/b/c`) that is a symbolic link
+  /// under `root`; nil when none is. Writing or deleting through such a link could reach outside
+  /// the workspace.
+  public func symlinkedAncestor(under root: String) -> RelativePath? {
+    var prefix = ""
+    for component in components.dropLast() {
+      prefix = prefix.isEmpty ? String(component) : prefix + "/" + component
+      var st = stat()
+      if lstat(root + "/" + prefix, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK {
+        return RelativePath(trusted: prefix)
+      }
+    }
+    return nil
+  }
+
+  /// Throws `PathError.throughSymlink` when a proper ancestor of `self` is a symbolic link.
+  public func requireNoSymlinkedAncestor(under root: String) throws {
+    if let link = symlinkedAncestor(under: root) { throw PathError.throughSymlink(value, link: link.value) }
+  }
+
   /// The absolute path under `root`.
   public func absolute(under root: String) -> String {
     value == "." ? root : root + "/" + value
@@ -70,6 +91,10 @@ public enum PathError: DVError {
   case missing(String)
   /// The path lies inside dv's own `.pipeline` directory.
   case insideMetadata(String)
+  /// A directory (or another non-file) stands where dv reads a file.
+  case notAFile(String)
+  /// The path leads through a symbolic link (`link`), which could take it out of the workspace.
+  case throughSymlink(String, link: String)
 
   public var kind: FailureKind { .badInput }
 
@@ -81,6 +106,10 @@ public enum PathError: DVError {
       return "'\(p)' does not exist; check the path"
     case .insideMetadata(let p):
       return "'\(p)' is inside .pipeline/, which dv manages itself; track data outside it"
+    case .notAFile(let p):
+      return "'\(p)' is a directory where dv expects a file; move it away"
+    case .throughSymlink(let p, let link):
+      return "'\(p)' lies under '\(link)', a symbolic link that may lead out of the workspace; use the real path"
     }
   }
 }

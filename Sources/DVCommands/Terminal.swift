@@ -8,12 +8,38 @@ enum Terminal {
 
   /// Prints an error as one line on stderr.
   static func error(_ message: String) {
-    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("error: \(oneLine(message))\n".utf8))
   }
 
   /// Prints a warning on stderr.
   static func warning(_ message: String) {
-    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("warning: \(oneLine(message))\n".utf8))
+  }
+
+  /// `message` with line breaks and other control characters escaped (`\n`, `\u{1b}`): names
+  /// quoted from files and servers may hold them, and an error is one line.
+  static func oneLine(_ message: String) -> String {
+    guard message.unicodeScalars.contains(where: isControl) else { return message }
+    var out = ""
+    for c in message.unicodeScalars {
+      switch c {
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      default:
+        if isControl(c) {
+          out += "\\u{" + String(c.value, radix: 16) + "}"
+        } else {
+          out.unicodeScalars.append(c)
+        }
+      }
+    }
+    return out
+  }
+
+  /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+  private static func isControl(_ c: Unicode.Scalar) -> Bool {
+    c.value < 0x20 || (0x7F...0x9F).contains(c.value) || c.value == 0x2028 || c.value == 0x2029
   }
 
   /// Writes a JSON value to stdout.

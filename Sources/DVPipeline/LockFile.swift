@@ -98,7 +98,10 @@ public struct LockFile: Sendable, Equatable {
     guard file.root != nil else { return lock }
     let top = try file.rootMapping(allowed: ["version", "stages"], what: fileName)
     try file.checkVersion(top, supported: version)
-    guard let stagesNode = top.first(where: { $0.key == "stages" })?.value else { return lock }
+    // `stages:` with nothing under it is what `text` writes for a lock without stages.
+    guard let stagesNode = top.first(where: { $0.key == "stages" })?.value,
+      stagesNode.scalar.map({ !$0.string.isEmpty }) ?? true
+    else { return lock }
     guard let map = stagesNode.mapping else {
       throw file.error(stagesNode, "'stages' must be a mapping of stage names")
     }
@@ -210,6 +213,10 @@ package enum YAMLText {
       default:
         if c.value < 0x20 {
           out += "\\x" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16)
+        } else if (0x7F...0x9F).contains(c.value) || [0x2028, 0x2029, 0xFEFF].contains(c.value) {
+          // YAML reads these raw as line breaks (NEL, LS, PS), or refuses them: escape them.
+          let hex = String(c.value, radix: 16)
+          out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
         } else {
           out.unicodeScalars.append(c)
         }

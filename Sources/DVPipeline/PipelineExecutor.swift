@@ -352,6 +352,9 @@ public final class PipelineExecutor {
     let recorded = lock.record(for: stage.name)
     let leftovers = LeftoverOutputs(root: root, stage: stage.name)
     let leftBehind = leftovers.load()
+    // Deleting, creating parents or the stage writing through a symlinked directory could reach
+    // outside the workspace.
+    for out in stage.outs { try out.path.requireNoSymlinkedAncestor(under: root) }
     for out in stage.outs where !out.persist {
       let absolute = out.path.absolute(under: root)
       guard FileSystem.exists(absolute) else { continue }

@@ -27,6 +27,9 @@ public struct PipelineLoader {
 
   public init(workspaceRoot: String) { root = workspaceRoot }
 
+  /// The most stages one `matrix` may generate.
+  static let maxGeneratedStages = 10_000
+
   static let stageKeys: Set<String> = [
     "cmd", "plugin", "with", "deps", "params", "outs", "metrics", "plots", "wdir", "desc", "frozen",
     "always_changed", "meta",
@@ -156,6 +159,12 @@ public struct PipelineLoader {
       for (axis, values) in axes {
         guard case .list(let list) = values, !list.isEmpty else {
           throw file.error(matrixNode, "matrix axis '\(axis)' must be a non-empty list")
+        }
+        // A few short axes multiply into billions of stages: stop before building them.
+        guard combinations.count * list.count <= Self.maxGeneratedStages else {
+          throw file.error(
+            matrixNode,
+            "'matrix' of stage '\(name)' makes more than \(Self.maxGeneratedStages) stages; use fewer values")
         }
         combinations = combinations.flatMap { partial in list.map { partial + [(axis, $0)] } }
       }

@@ -1,3 +1,4 @@
+import CYaml
 import DVBasics
 import Yams
 
@@ -31,6 +32,7 @@ package struct YAMLFile {
   /// Parses `text`; a syntax error becomes a one-line `FileFormatError.invalid`.
   package init(text: String, name: String) throws {
     self.name = name
+    try Self.checkAliasExpansion(text, name: name)
     do {
       // The basic resolver: dv reads every scalar itself, and the default one compiles a dozen
       // regular expressions at startup (milliseconds on every command).
@@ -123,6 +125,70 @@ package struct YAMLFile {
     guard let text = entry.value.scalar?.string else { throw error(entry.value, "'version' must be a number") }
     guard Int(text) == supported else {
       throw FileFormatError.unsupportedVersion(location(entry.value), found: text, supported: supported)
+    }
+  }
+}
+
+extension YAMLFile {
+  /// How many values beyond the file's own size its aliases may add.
+  static let aliasAllowance = 100_000
+
+  /// Refuses a document whose aliases (`*name`) expand it far beyond its size, as in "billion
+  /// laughs": composing it (Yams hashes mapping keys in full) and every walk over it would take
+  /// time exponential in its length. One pass over libyaml's events, which share nothing.
+  static func checkAliasExpansion(_ text: String, name: String) throws {
+    guard text.utf8.contains(UInt8(ascii: "*")) else { return }
+    let limit = text.utf8.count + aliasAllowance
+    var parser = yaml_parser_t()
+    guard yaml_parser_initialize(&parser) == 1 else { return }
+    defer { yaml_parser_delete(&parser) }
+    let bytes = Array(text.utf8)
+    try bytes.withUnsafeBufferPointer { buffer in
+      yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+      yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+      var sizes: [String: Int] = [:]
+      // Open collections: values so far (the collection itself counts one) and their anchor.
+      var open: [(size: Int, anchor: String?)] = []
+      var event = yaml_event_t()
+      func anchorName(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        pointer.map { String(cString: $0) }
+      }
+      // Adds a finished value of `size` to its parent; false when that grows past the limit.
+      func finish(_ size: Int, anchor: String?) -> Bool {
+        if let anchor { sizes[anchor] = size }
+        guard !open.isEmpty else { return size <= limit }
+        open[open.count - 1].size = min(open[open.count - 1].size + size, limit + 1)
+        return open[open.count - 1].size <= limit
+      }
+      while true {
+        // Syntax errors are left to the composer, which reports them with their place.
+        guard yaml_parser_parse(&parser, &event) == 1 else { return }
+        defer { yaml_event_delete(&event) }
+        let within: Bool
+        switch event.type {
+        case YAML_STREAM_END_EVENT: return
+        case YAML_SCALAR_EVENT: within = finish(1, anchor: anchorName(event.data.scalar.anchor))
+        case YAML_ALIAS_EVENT:
+          within = finish(anchorName(event.data.alias.anchor).flatMap { sizes[$0] } ?? 1, anchor: nil)
+        case YAML_SEQUENCE_START_EVENT:
+          open.append((1, anchorName(event.data.sequence_start.anchor)))
+          within = true
+        case YAML_MAPPING_START_EVENT:
+          open.append((1, anchorName(event.data.mapping_start.anchor)))
+          within = true
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+          guard let done = open.popLast() else { return }
+          within = finish(done.size, anchor: done.anchor)
+        default: within = true
+        }
+        if !within {
+          let mark = event.start_mark
+          throw FileFormatError.invalid(
+            SourceLocation(file: name, line: Int(mark.line) + 1, column: Int(mark.column) + 1),
+            "aliases (*name) expand the document to more than \(limit) values; write the values out or use fewer aliases"
+          )
+        }
+      }
     }
   }
 }

@@ -119,7 +119,7 @@ extension S3Remote {
     case "NoSuchKey":
       return .notFound(url: url)
     case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
-      let actual = response.headers["x-amz-bucket-region"] ?? xml.text("Region")
+      let actual = (response.headers["x-amz-bucket-region"] ?? xml.text("Region")).flatMap(Self.regionName)
       if let actual, actual != region {
         return .server(
           url: url, status: response.status,
@@ -143,8 +143,8 @@ extension S3Remote {
         return .accessDenied(url: url, hint: signer.credentials.refusalHint)
       }
       if response.status == 404 { return .notFound(url: url) }
-      if (301...308).contains(response.status), let actual = response.headers["x-amz-bucket-region"],
-        actual != region
+      if (301...308).contains(response.status),
+        let actual = response.headers["x-amz-bucket-region"].flatMap(Self.regionName), actual != region
       {
         return .server(
           url: url, status: response.status,
@@ -153,7 +153,15 @@ extension S3Remote {
         )
       }
     }
-    let detail = [code, message].compactMap { $0 }.joined(separator: ": ")
+    let detail = [code, message].compactMap { $0?.split(whereSeparator: \.isNewline).joined(separator: " ") }
+      .joined(separator: ": ")
     return .server(url: url, status: response.status, message: detail.isEmpty ? response.statusText : detail)
+  }
+
+  /// `text` when it reads as a region name (`eu-west-1`); a server's answer is quoted in
+  /// messages and commands only then.
+  static func regionName(_ text: String) -> String? {
+    !text.isEmpty && text.count <= 64 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+      ? text : nil
   }
 }

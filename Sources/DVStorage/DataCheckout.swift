@@ -34,6 +34,8 @@ public struct DataCheckout: Sendable {
   /// Compares the workspace at `path` with the recorded `hash` of `kind`.
   public func plan(_ path: RelativePath, kind: DataKind, hash: ObjectID) throws -> CheckoutPlan {
     var plan = CheckoutPlan(path: path)
+    // Writing through a symlinked directory could reach outside the workspace.
+    try path.requireNoSymlinkedAncestor(under: builder.workspaceRoot)
     let absolute = path.absolute(under: builder.workspaceRoot)
     let existing = try FileStat.of(absolute)
 

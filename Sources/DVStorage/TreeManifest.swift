@@ -250,12 +250,14 @@ private struct ManifestParser {
     return TreeEntry(path: path, hash: hash, size: size, exec: exec)
   }
 
-  /// True for a normalized relative path: no leading "/", no empty, "." or ".." component.
+  /// True for a normalized relative path: no leading "/", no empty, "." or ".." component, no NUL.
   static func isSafeRelativePath(_ path: String) -> Bool {
     var componentStart = true
     var dots = 0
     var length = 0
     for b in path.utf8 {
+      // A NUL ends the path where the system reads it.
+      if b == 0 { return false }
       if b == UInt8(ascii: "/") {
         if componentStart || (length == dots && dots <= 2) { return false }
         componentStart = true

@@ -80,6 +80,8 @@ extension Workspace {
     for userPath in userPaths {
       let path = try resolver.resolve(userPath)
       if path == .root { throw WorkspaceError.cannotTrackRoot }
+      // The pointer would be written, and the data read, through the link.
+      try path.requireNoSymlinkedAncestor(under: root)
       let absolute = path.absolute(under: root)
       guard let lstat = try FileStat.of(absolute, followLinks: false) else { throw PathError.missing(userPath) }
       if lstat.kind == .symlink { throw WorkspaceError.targetIsSymlink(userPath) }
