@@ -364,8 +364,9 @@ public final class PipelineExecutor {
           !out.cache && recorded?.outs.contains { $0.path == out.path && $0.hash == current.hash } == true
         let cached: Bool
         if let manifest = current.manifest {
-          cached =
-            builder.cache.contains(current.hash) && manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
+          // Every file cached is enough: a directory half deleted by a killed run has no manifest
+          // in the cache, yet nothing in it would be lost.
+          cached = manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
         } else {
           cached = builder.cache.contains(current.hash)
         }

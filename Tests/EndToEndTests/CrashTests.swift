@@ -207,6 +207,21 @@ final class CrashTests: DVTestCase {
     XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
   }
 
+  /// A repro killed while it deleted a stage's old output directory left part of it; every file
+  /// left was cached, but the partial directory as a whole was not, and the next repro refused.
+  func testAnOutputDirectoryHalfDeletedByAKilledReproIsReplaced() throws {
+    try initWorkspace("")
+    try write("raw.csv", "c\nb\na\n")
+    try write("params.yaml", "seed: 1\n")
+    try write("stages.yaml", pipeline)
+    XCTAssertEqual(try dv("repro").code, 0)
+    for i in 1...20 { try FileSystem.removeFile(root + "/parts/p\(i).txt") }
+    try write("params.yaml", "seed: 2\n")
+    let again = try dv("repro")
+    XCTAssertEqual(again.code, 0, again.stderr)
+    XCTAssertEqual(read("parts/p7.txt"), "part 7 seed 2\n")
+  }
+
   /// A push killed mid-upload left `.dvtmp.*` files in a directory remote for good; a pack being
   /// built stayed in `.pipeline/tmp`.
   func testAKilledPushLeavesNoTemporaryFilesAfterTheNextPush() throws {
