@@ -137,7 +137,9 @@ final class CrashTests: DVTestCase {
     let template = "template-delay"
     try initWorkspace(template)
     try writeData(template)
-    for i in 0..<300 { try write(template + "/data/big/d\(i % 7)/f\(i).txt", String(repeating: "row \(i)\n", count: 800)) }
+    for i in 0..<300 {
+      try write(template + "/data/big/d\(i % 7)/f\(i).txt", String(repeating: "row \(i)\n", count: 800))
+    }
     for i in 0..<3 { try write(template + "/data/big/large\(i).bin", String(repeating: "large \(i) ", count: 300_000)) }
     let arguments = ["add", "data/big", "data/raw"]
     let reference = try referenceOutcome(template: template, arguments: arguments)
@@ -350,7 +352,8 @@ final class CrashTests: DVTestCase {
     // Objects that were cached before and that an uninterrupted run keeps are still cached.
     let kept = before.cachedObjects.intersection(reference.cachedObjects)
     XCTAssertTrue(
-      kept.isSubset(of: cacheAfterKill), "\(context): cached objects lost: \(kept.subtracting(cacheAfterKill).sorted())")
+      kept.isSubset(of: cacheAfterKill), "\(context): cached objects lost: \(kept.subtracting(cacheAfterKill).sorted())"
+    )
     let objects = root + "/" + dir + "/.pipeline/cache/sha256/"
     let writable = cacheAfterKill.filter { name in
       var st = stat()
@@ -424,7 +427,9 @@ final class CrashTests: DVTestCase {
     try write(prefix + "data/raw/a.csv", "id,v\n1,a\n")
     try write(prefix + "data/raw/b.csv", "id,v\n2,b\n")
     try write(prefix + "data/raw/sub/c.csv", "id,v\n3,c\n")
-    for i in 0..<40 { try write(prefix + "data/many/f\(i).txt", "line \(i) " + String(repeating: "x", count: i * 7) + "\n") }
+    for i in 0..<40 {
+      try write(prefix + "data/many/f\(i).txt", "line \(i) " + String(repeating: "x", count: i * 7) + "\n")
+    }
     try write(prefix + "data/one.bin", String(repeating: "one large object ", count: 75_000))
   }
 
@@ -458,7 +463,9 @@ final class CrashTests: DVTestCase {
     var result: [String: Data] = [:]
     var pending = [""]
     while let relative = pending.popLast() {
-      guard let entries = try? FileSystem.listDirectory(relative.isEmpty ? base : base + "/" + relative) else { continue }
+      guard let entries = try? FileSystem.listDirectory(relative.isEmpty ? base : base + "/" + relative) else {
+        continue
+      }
       for entry in entries {
         if relative.isEmpty && skip.contains(entry.name) { continue }
         let path = relative.isEmpty ? entry.name : relative + "/" + entry.name
@@ -499,7 +506,9 @@ final class CrashTests: DVTestCase {
     var found: [String] = []
     var pending = [""]
     while let relative = pending.popLast() {
-      guard let entries = try? FileSystem.listDirectory(relative.isEmpty ? base : base + "/" + relative) else { continue }
+      guard let entries = try? FileSystem.listDirectory(relative.isEmpty ? base : base + "/" + relative) else {
+        continue
+      }
       for entry in entries {
         let path = relative.isEmpty ? entry.name : relative + "/" + entry.name
         if isDirectory(base + "/" + path, type: entry.type) {
