@@ -300,6 +300,9 @@ public final class PipelineExecutor {
         do {
           recorded = try record(stage, source: sources.withLock { $0[index] }, params: &params)
         } catch {
+          // What is there now is known by hash: the "running" note must not outlive this run,
+          // or a file the user writes there later would be taken for this run's leftover.
+          rememberLeftovers(of: stage)
           recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
           throw error
         }

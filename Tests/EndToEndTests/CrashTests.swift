@@ -51,7 +51,7 @@ final class CrashTests: DVTestCase {
   func testAddKilledAtAnyWrite() throws {
     try crashSuite(
       Scenario(
-        name: "add", arguments: ["add", "data/raw", "data/many", "data/one.bin"], trials: 40,
+        name: "add", arguments: ["add", "data/raw", "data/many", "data/one.bin"], trials: 45,
         prepare: { dir in
           try self.initWorkspace(dir)
           try self.writeData(dir)
@@ -119,7 +119,7 @@ final class CrashTests: DVTestCase {
 
   func testGCKilledAtAnyWrite() throws {
     try crashSuite(
-      Scenario(name: "gc", arguments: ["gc"], trials: 20) { dir in
+      Scenario(name: "gc", arguments: ["gc"], trials: 26) { dir in
         try self.initWorkspace(dir)
         try self.writeData(dir)
         try self.addData(dir)
