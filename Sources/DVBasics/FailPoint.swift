@@ -20,6 +20,16 @@ public enum FailPoint {
     public var description: String { "injected failure at '\(name)' (DV_FAILPOINT)" }
   }
 
+  /// The generic fail point hit right before every durable write step dv takes: creating or
+  /// renaming a temporary file, committing an object, a ledger or stat-cache transaction,
+  /// deleting an object. `DV_FAILPOINT=write@N:kill` stops dv hard before its Nth write, which is
+  /// how the crash suite (Tests/EndToEndTests/CrashTests.swift) interrupts a command anywhere.
+  public static let write = "write"
+
+  /// `hit(FailPoint.write)`: call right before a durable write step.
+  @inline(__always)
+  public static func beforeWrite() throws { try hit(write) }
+
   /// Arms (or with nil disarms) a fail point in this process.
   public static func arm(_ name: String?) {
     armed.withLock { $0 = name }

@@ -89,6 +89,7 @@ public enum FileSystem {
   /// Creates (or truncates) `path` and writes `bytes` to it, without syncing: for temporary
   /// files that something else makes durable or throws away.
   public static func writeFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
+    try FailPoint.beforeWrite()
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     if fd < 0 { throw SystemError("creating '\(path)'", errno: errno) }
     defer { close(fd) }
@@ -99,8 +100,8 @@ public enum FileSystem {
   /// the directory. Readers see the old content or the new, never a mix.
   public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws {
     let dir = (path as NSString).deletingLastPathComponent
-    let name = (path as NSString).lastPathComponent
-    let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).dvtmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+    let tmp = TemporaryFiles.sibling(of: path)
+    try FailPoint.beforeWrite()
     let fd = dv_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, UInt32(mode))
     if fd < 0 { throw SystemError("creating '\(tmp)'", errno: errno) }
     var ok = false
@@ -117,6 +118,7 @@ public enum FileSystem {
     }
     close(fd)
     try FailPoint.hit("atomic-write:before-rename")
+    try FailPoint.beforeWrite()
     if rename(tmp, path) != 0 { throw SystemError("replacing '\(path)'", errno: errno) }
     ok = true
     syncDirectory(dir.isEmpty ? "." : dir)
@@ -163,6 +165,7 @@ public enum FileSystem {
 
   /// Removes a file, or a directory and everything in it. Read-only cache links are removed too.
   public static func removeTree(_ path: String) throws {
+    try FailPoint.beforeWrite()
     var st = stat()
     if lstat(path, &st) != 0 {
       if errno == ENOENT { return }
@@ -178,6 +181,7 @@ public enum FileSystem {
 
   /// Removes a file; a missing file is not an error.
   public static func removeFile(_ path: String) throws {
+    try FailPoint.beforeWrite()
     if unlink(path) != 0, errno != ENOENT { throw SystemError("removing '\(path)'", errno: errno) }
   }
 

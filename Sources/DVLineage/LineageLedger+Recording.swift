@@ -73,6 +73,7 @@ extension LineageLedger {
     let id = RunID.make()
     let argv = "[" + context.arguments.map { JSONText.quote(SecretScrubber.scrub($0)) }.joined(separator: ",") + "]"
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: """
@@ -91,6 +92,7 @@ extension LineageLedger {
   /// Records how a run ended.
   public func finishRun(_ id: String, status: RunStatus) throws {
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", arguments: [status.rawValue, Self.now(), id])
@@ -103,7 +105,8 @@ extension LineageLedger {
     run: String, stage: String, action: String, pluginKind: String?, pluginVersion: String?, key: String?
   ) throws -> Int64 {
     try wrap {
-      try db.write { db in
+      try FailPoint.beforeWrite()
+      return try db.write { db in
         try db.execute(
           sql: """
             INSERT INTO stage_runs (run_id, stage, action, plugin_kind, plugin_version, key, outcome, started_at)
@@ -121,6 +124,7 @@ extension LineageLedger {
     params: [RecordedArtifact] = [], outs: [RecordedArtifact] = []
   ) throws {
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: """
@@ -144,6 +148,7 @@ extension LineageLedger {
   /// Records a stage that did not need to run.
   public func recordSkipped(run: String, stage: String, action: String) throws {
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: """

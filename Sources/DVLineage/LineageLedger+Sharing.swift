@@ -110,7 +110,8 @@ extension LineageLedger {
       else { throw fail("a stage run lacks stage, action, outcome or started_at") }
     }
     return try wrap {
-      try db.write { db in
+      try FailPoint.beforeWrite()
+      return try db.write { db in
         if try Bool.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [id]) == true { return false }
         try db.execute(
           sql: """

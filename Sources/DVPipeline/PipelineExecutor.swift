@@ -249,6 +249,10 @@ public final class PipelineExecutor {
           }
           observer.stageStarting(stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: false)
           try removeOutputs(of: stage, force: options.force)
+          // From here until the lock entry is written, whatever appears at the outputs is this
+          // run's: if dv is killed meanwhile, the next run may delete it (see `removeOutputs`).
+          try LeftoverOutputs(root: root, stage: stage.name).markRunning(
+            stage.outs.filter { !$0.persist }.map(\.path.value))
         } catch {
           recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
           throw error
@@ -296,6 +300,9 @@ public final class PipelineExecutor {
         do {
           recorded = try record(stage, source: sources.withLock { $0[index] }, params: &params)
         } catch {
+          // What is there now is known by hash: the "running" note must not outlive this run,
+          // or a file the user writes there later would be taken for this run's leftover.
+          rememberLeftovers(of: stage)
           recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
           throw error
         }
@@ -347,7 +354,7 @@ public final class PipelineExecutor {
 
   /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
   /// nowhere else: what is not in the cache, and is neither this stage's own recorded uncached
-  /// output nor what its last failed run left behind, stops the run (unless `force`).
+  /// output nor what its last failed or killed run left behind, stops the run (unless `force`).
   private func removeOutputs(of stage: Stage, force: Bool) throws {
     let recorded = lock.record(for: stage.name)
     let leftovers = LeftoverOutputs(root: root, stage: stage.name)
@@ -363,12 +370,14 @@ public final class PipelineExecutor {
           !out.cache && recorded?.outs.contains { $0.path == out.path && $0.hash == current.hash } == true
         let cached: Bool
         if let manifest = current.manifest {
-          cached =
-            builder.cache.contains(current.hash) && manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
+          // Every file cached is enough: a directory half deleted by a killed run has no manifest
+          // in the cache, yet nothing in it would be lost.
+          cached = manifest.entries.allSatisfy { builder.cache.contains($0.hash) }
         } else {
           cached = builder.cache.contains(current.hash)
         }
-        let ownLeftover = leftBehind[out.path.value] == current.hash
+        let ownLeftover =
+          leftBehind.hashes[out.path.value] == current.hash || leftBehind.running.contains(out.path.value)
         if !cached && !ownUncached && !ownLeftover {
           throw ReproError.wouldDeleteUncached(stage: stage.name, path: out.path.value)
         }
@@ -477,23 +486,47 @@ public final class PipelineExecutor {
   import Glibc
 #endif
 
-/// What a stage's failed or interrupted run left in its outputs: path -> hash, in
-/// `.pipeline/tmp/leftovers/<digest of the stage name>`.
+/// What a stage's failed or interrupted run left in its outputs, in
+/// `.pipeline/tmp/leftovers/<digest of the stage name>`: lines `<hash>\t<path>` after a run
+/// that failed, and `running\t<path>` while a run is under way (they stay when dv is killed).
 struct LeftoverOutputs {
   let file: String
+
+  /// What the file says.
+  struct Record {
+    /// Outputs a failed run left, with the hash of what it left.
+    var hashes: [String: ObjectID] = [:]
+    /// Outputs of a run that never finished: whatever is there came from it.
+    var running: Set<String> = []
+  }
+
+  private static let runningTag = "running"
 
   init(root: String, stage: String) {
     file = root + "/.pipeline/tmp/leftovers/" + SHA256Hasher.hash(Array(stage.utf8)).hex
   }
 
-  func load() -> [String: ObjectID] {
-    guard let text = try? FileSystem.readTextIfPresent(file) else { return [:] }
-    var result: [String: ObjectID] = [:]
+  func load() -> Record {
+    guard let text = try? FileSystem.readTextIfPresent(file) else { return Record() }
+    var result = Record()
     for line in text.split(separator: "\n") {
-      guard let tab = line.firstIndex(of: "\t"), let id = ObjectID(String(line[..<tab])) else { continue }
-      result[String(line[line.index(after: tab)...])] = id
+      guard let tab = line.firstIndex(of: "\t") else { continue }
+      let path = String(line[line.index(after: tab)...])
+      if line[..<tab] == Self.runningTag {
+        result.running.insert(path)
+      } else if let id = ObjectID(String(line[..<tab])) {
+        result.hashes[path] = id
+      }
     }
     return result
+  }
+
+  /// Notes that a run of the stage is writing `outputs` now. Not synced: it only matters to a
+  /// later dv on this machine, and a torn record names no output, which is the cautious side.
+  func markRunning(_ outputs: [String]) throws {
+    guard !outputs.isEmpty else { return }
+    try FileSystem.createDirectory((file as NSString).deletingLastPathComponent)
+    try FileSystem.writeFile(Array(outputs.map { "\(Self.runningTag)\t\($0)\n" }.joined().utf8), to: file)
   }
 
   /// Replaces the record; an empty one removes the file.

@@ -10,6 +10,12 @@ import Foundation
 /// Uploads are atomic like the cache's: bytes go to a hidden temporary name in the destination
 /// directory, are fsynced, then renamed, so an object never appears half-written under its
 /// name. Listings skip those temporary names.
+///
+/// A temporary name says which host and process writes it
+/// (`.dvtmp.<key name>.<host tag>-<pid>.<random>`). An upload interrupted by a crash or `kill -9`
+/// leaves its temporary file behind; the first upload of a later process into the same
+/// directory deletes the ones its own host wrote from processes that are gone. Files of other
+/// hosts (a shared mount) are never touched, as their writers cannot be checked from here.
 public struct LocalRemote: Remote {
   /// The absolute directory holding the remote's keys.
   public let root: String
@@ -17,6 +23,9 @@ public struct LocalRemote: Remote {
 
   /// The prefix of temporary names; keys never start with a dot.
   static let temporaryPrefix = ".dvtmp."
+
+  /// Directories whose abandoned temporary files this process has already looked for.
+  private let swept = Locked<Set<String>>([])
 
   /// A remote at directory `root`; `displayURL` is how the user wrote it.
   public init(root: String, displayURL: String? = nil) {
@@ -80,12 +89,15 @@ public struct LocalRemote: Remote {
     } catch {
       throw RemoteError.transport(url: url(key), message: "cannot create its directory: \(error)")
     }
+    if swept.withLock({ $0.insert(directory).inserted }) { Self.removeAbandonedTemporaries(in: directory) }
     let temporary =
       directory + "/" + Self.temporaryPrefix + (final as NSString).lastPathComponent
-      + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+      + ".\(Self.hostTag)-\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
     do {
+      try FailPoint.beforeWrite()
       try copy(from: source, to: temporary, progress: progress)
       try FailPoint.hit("local-remote:before-rename")
+      try FailPoint.beforeWrite()
       if rename(temporary, final) != 0 { throw SystemError("renaming '\(temporary)'", errno: errno) }
     } catch {
       unlink(temporary)
@@ -97,6 +109,7 @@ public struct LocalRemote: Remote {
 
   public func download(_ key: String, to destination: String, progress: @escaping (Int64) -> Void) throws {
     guard try exists(key) else { throw RemoteError.notFound(url: url(key)) }
+    try FailPoint.beforeWrite()
     do {
       try copy(from: path(key), to: destination, progress: progress, sync: false)
     } catch let error as SystemError where error.isOutOfSpace {
@@ -151,9 +164,37 @@ public struct LocalRemote: Remote {
   }
 
   public func delete(_ key: String) throws {
+    try FailPoint.beforeWrite()
     if unlink(path(key)) != 0 && errno != ENOENT {
       throw RemoteError.transport(url: url(key), message: "cannot delete: \(String(cString: strerror(errno)))")
     }
+  }
+
+  /// Eight hex digits naming this host in temporary names (FNV-1a of its host name).
+  static let hostTag: String = {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, name.count - 1)
+    var hash: UInt32 = 2_166_136_261
+    for byte in String(cString: name).utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 8 - hex.count) + hex
+  }()
+
+  /// The pid of this host's process that wrote temporary file `name`; nil for other names and
+  /// for other hosts' temporary files.
+  static func writer(ofTemporary name: String) -> Int32? {
+    guard name.hasPrefix(temporaryPrefix) else { return nil }
+    let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count >= 4 else { return nil }
+    let owner = parts[parts.count - 2]
+    guard owner.hasPrefix(hostTag + "-") else { return nil }
+    return Int32(owner.dropFirst(hostTag.count + 1))
+  }
+
+  /// Deletes the temporary files in `directory` left by this host's uploads whose process is
+  /// gone (killed or crashed mid-upload).
+  static func removeAbandonedTemporaries(in directory: String) {
+    TemporaryFiles.removeAbandoned(in: directory) { writer(ofTemporary: $0) }
   }
 
   /// Copies a file with large reads, creating or truncating `destination`; fsyncs it when

@@ -16,7 +16,8 @@ public struct ScannedFile: Sendable {
 /// Directories are read level by level; each level's directories are listed and their files
 /// stat'ed in parallel. Symlinks to files inside the workspace count as the file they point at;
 /// symlinks to directories or outside the workspace, sockets and devices are errors, as are
-/// names that are not UTF-8 (they cannot be written to a manifest).
+/// names that are not UTF-8 (they cannot be written to a manifest). dv's own temporary files
+/// (`TemporaryFiles`) are not listed.
 public struct DirectoryScanner: Sendable {
   public let workspaceRoot: String
   public let ignore: IgnoreRules
@@ -139,6 +140,12 @@ public struct DirectoryScanner: Sendable {
       }
       if name.isEmpty { continue }
       if name == ".git" || (atRoot && name == ".pipeline") { continue }
+      // A dv temporary file (an interrupted checkout's partial copy) is never data: it is
+      // skipped, and removed once the process that wrote it is gone.
+      if name.utf8.first == UInt8(ascii: "."), let writer = TemporaryFiles.writerOfSibling(name) {
+        if TemporaryFiles.isGone(writer) { unlinkat(fd, name, 0) }
+        continue
+      }
       let rel = prefix + name
       var st = stat()
       let isDir: Bool

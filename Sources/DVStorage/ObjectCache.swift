@@ -104,6 +104,7 @@ public final class ObjectCache: @unchecked Sendable {
   /// in `tmp`. (Named files were tried for many small objects: renaming them out of the one
   /// `tmp` directory serialises every writer on its lock, 2.5x slower on ext4.)
   private func createPending(near directory: String) throws -> PendingObject {
+    try FailPoint.beforeWrite()
     if !tmpfileUnsupported.withLock({ $0 }) {
       let fd = dv_open_tmpfile(directory, 0o444)
       if fd >= 0 { return PendingObject(fd: fd, name: nil) }
@@ -129,6 +130,7 @@ public final class ObjectCache: @unchecked Sendable {
   private func commit(_ pending: PendingObject, as id: ObjectID) throws -> Bool {
     defer { close(pending.fd) }
     try FailPoint.hit("cache:before-commit")
+    try FailPoint.beforeWrite()
     if fchmod(pending.fd, 0o444) != 0 { throw SystemError("making a cache object read-only", errno: errno) }
     try ensureFanout(id)
     let final = path(for: id)
@@ -275,6 +277,16 @@ public final class ObjectCache: @unchecked Sendable {
       }
       try ensureFanout(id)
       let object = self.path(for: id)
+      // Read-only before the inode gets its object name, not after: a process killed between
+      // the link and a chmod would leave a writable cache object that is also a workspace file.
+      let original = mode_t(st.mode) & 0o7777
+      func setMode(_ mode: mode_t) -> Int32 { fd >= 0 ? fchmod(fd, mode) : chmod(path, mode) }
+      if setMode(0o444 | (original & 0o111)) != 0 {
+        // Someone else's file cannot become an object (nor be linked, with protected_hardlinks).
+        if errno == EPERM { return nil }
+        throw SystemError("making '\(path)' read-only", errno: errno)
+      }
+      try FailPoint.beforeWrite()
       if link(path, object) == 0 {
         // The object is the workspace inode itself: if it changed since it was hashed, the
         // name would lie. Check, and take the link back.
@@ -282,11 +294,8 @@ public final class ObjectCache: @unchecked Sendable {
           linked.inode == st.inode
         else {
           unlink(object)
+          _ = setMode(original)
           throw StorageError.changedWhileAdding(path)
-        }
-        let mode = 0o444 | (mode_t(st.mode) & 0o111)
-        if (fd >= 0 ? fchmod(fd, mode) : chmod(object, mode)) != 0 {
-          throw SystemError("making '\(object)' read-only", errno: errno)
         }
         // The workspace file itself became the cache object: nothing to relink.
         if type == .hardlink {
@@ -296,10 +305,20 @@ public final class ObjectCache: @unchecked Sendable {
         if type == .hardlink, let cached = objectStat(id), cached.inode == st.inode, cached.device == st.device {
           return Ingested(id: id, size: st.size, linkType: .hardlink, replacedWorkspaceFile: false)
         }
-      } else if errno == EXDEV || errno == EPERM || errno == EMLINK {
-        return nil
+        // The object exists apart from this file, which is about to become a link to it.
+        do {
+          try replace(path, withLinkTo: object, type: type)
+        } catch {
+          _ = setMode(original)
+          throw error
+        }
+        return Ingested(id: id, size: st.size, linkType: type, replacedWorkspaceFile: true)
       } else {
-        throw SystemError("linking '\(path)' into the cache", errno: errno)
+        // Not linked: the file stays the user's, with its mode.
+        let err = errno
+        _ = setMode(original)
+        if err == EXDEV || err == EPERM || err == EMLINK { return nil }
+        throw SystemError("linking '\(path)' into the cache", errno: err)
       }
       // The workspace file becomes a link to the (identical, verified) cache object.
       try replace(path, withLinkTo: object, type: type)
@@ -384,8 +403,15 @@ public final class ObjectCache: @unchecked Sendable {
   /// Atomically replaces (or creates) workspace file `path` with a link to `object`.
   private func replace(_ path: String, withLinkTo object: String, type: LinkType) throws {
     let tmpName = Self.siblingTemp(path)
+    try FailPoint.beforeWrite()
     let rc = type == .hardlink ? link(object, tmpName) : symlink(object, tmpName)
     if rc != 0 { throw SystemError("linking '\(path)' to the cache", errno: errno) }
+    do {
+      try FailPoint.beforeWrite()
+    } catch {
+      unlink(tmpName)
+      throw error
+    }
     if rename(tmpName, path) != 0 {
       let err = errno
       unlink(tmpName)
@@ -393,10 +419,7 @@ public final class ObjectCache: @unchecked Sendable {
     }
   }
 
-  static func siblingTemp(_ path: String) -> String {
-    let slash = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
-    return path[..<slash] + "." + path[slash...] + ".dvtmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-  }
+  static func siblingTemp(_ path: String) -> String { TemporaryFiles.sibling(of: path) }
 
   /// Puts object `id` at workspace path `path` (replacing what is there) with the first strategy
   /// of `types` that works. Copies are verified against the object's name while they are made;
@@ -423,6 +446,7 @@ public final class ObjectCache: @unchecked Sendable {
         if src < 0 { throw SystemError("opening cache object \(id.short)", errno: errno) }
         defer { close(src) }
         let tmpName = Self.siblingTemp(path)
+        try FailPoint.beforeWrite()
         let dst = dv_open(tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, UInt32(mode))
         if dst < 0 { throw SystemError("creating '\(tmpName)'", errno: errno) }
         var placed = false
@@ -464,6 +488,7 @@ public final class ObjectCache: @unchecked Sendable {
           progress?.advance(items: 0, bytes: size)
         }
         fchmod(dst, mode)
+        try FailPoint.beforeWrite()
         if rename(tmpName, path) != 0 { throw SystemError("writing '\(path)'", errno: errno) }
         placed = true
         return type
@@ -517,6 +542,7 @@ public final class ObjectCache: @unchecked Sendable {
     let dir = root + "/corrupt"
     try FileSystem.createDirectory(dir)
     let dest = dir + "/\(id.hex).\(Int(Date().timeIntervalSince1970))"
+    try FailPoint.beforeWrite()
     if rename(path(for: id), dest) != 0, errno != ENOENT {
       throw SystemError("moving corrupt object \(id.short) aside", errno: errno)
     }

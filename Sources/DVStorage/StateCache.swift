@@ -252,6 +252,7 @@ public final class StateCache: @unchecked Sendable {
     let settled = files.filter { FileClock.isSettled(mtimeNs: $0.0.mtimeNs, readStartNs: readStartNs) }
     if settled.isEmpty { return }
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         let statement = try db.makeStatement(
           sql: "INSERT OR REPLACE INTO files (device, inode, size, mtime_ns, hash) VALUES (?, ?, ?, ?, ?)")
@@ -330,6 +331,7 @@ public final class StateCache: @unchecked Sendable {
     let blob = rewrite ? Data(TreeSnapshot.encode(entries)) : nil
     let allCached = entries.allSatisfy(\.cached)
     try wrap {
+      try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: "INSERT OR REPLACE INTO trees (path, fingerprint, hash, cached, epoch) VALUES (?, ?, ?, ?, ?)",
@@ -361,6 +363,7 @@ public final class StateCache: @unchecked Sendable {
   /// Forgets that objects were cached (after gc or fsck removed objects): hashes stay valid,
   /// but the next `add` checks the cache for every file again.
   public func forgetCachedFlags() throws {
+    try FailPoint.beforeWrite()
     try wrap { try db.write { db in try db.execute(sql: "UPDATE cache_epoch SET value = value + 1") } }
   }
 }

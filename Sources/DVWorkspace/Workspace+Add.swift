@@ -53,8 +53,21 @@ extension Workspace {
           path: target, pointer: pointer.location, kind: built.kind, hash: built.hash, size: built.size,
           files: built.files, changed: changed, gitignore: gitignore))
     }
-    try recordAdd(results.filter(\.changed))
+    try recordAdd(try unrecorded(results))
     return AddResult(added: results, usesGit: !config.noSCM)
+  }
+
+  /// The added data the ledger must hear of: what changed, and what an earlier add killed
+  /// between its pointer and its ledger row left unrecorded (its rerun finds the pointer
+  /// already written, so "changed" alone would leave the data without a producer for good).
+  private func unrecorded(_ results: [AddedData]) throws -> [AddedData] {
+    // Without a ledger nothing was recorded yet.
+    guard results.contains(where: { !$0.changed }), FileSystem.exists(pipelineDirectory + "/" + LineageLedger.fileName)
+    else { return results }
+    let ledger = try openLedger()
+    return try results.filter {
+      try $0.changed || ledger.producer(of: $0.hash.description, path: $0.path.value) == nil
+    }
   }
 
   /// A `dv add` that changed something is a run in the ledger, with one stage run named

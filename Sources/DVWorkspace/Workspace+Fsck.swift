@@ -27,8 +27,10 @@ extension Workspace {
     }
     progress.end()
     var corrupt: [(ObjectID, String)] = []
-    for id in bad.withLock({ $0 }).sorted() { corrupt.append((id, try cache.moveAside(id))) }
-    if !corrupt.isEmpty { try state().forgetCachedFlags() }
+    let found = bad.withLock { $0 }.sorted()
+    // Forgotten first, so that an fsck killed halfway leaves no flag vouching for a moved object.
+    if !found.isEmpty { try state().forgetCachedFlags() }
+    for id in found { corrupt.append((id, try cache.moveAside(id))) }
     return FsckResult(checked: objects.count, bytes: total, corrupt: corrupt)
   }
 }

@@ -26,6 +26,8 @@ extension Workspace {
   ) throws -> PushResult {
     let engine = try transferEngine(remote: name, jobs: jobs, environment: environment)
     let remoteName = try remoteSettings(named: name).name
+    // Push takes no writer lock: only the leftovers of dead processes (a killed push's pack) go.
+    removeAbandonedWorkFiles()
     var ids: [ObjectID] = []
     var owner: [ObjectID: String] = [:]
     var notCached: [String] = []

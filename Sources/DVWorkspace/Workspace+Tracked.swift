@@ -30,7 +30,8 @@ public struct TrackedData: Sendable {
 
 extension Workspace {
   /// Every `.dv` pointer file in the workspace, sorted. The walk skips `.git`, `.pipeline`,
-  /// paths in `.dvignore`, and the tracked directories themselves (a directory `x` beside `x.dv`).
+  /// paths in `.dvignore`, and the tracked directories themselves (a directory `x` beside `x.dv`);
+  /// it removes the temporary files of atomic writes whose writer is gone (a `kill -9`).
   func pointerFiles() throws -> [RelativePath] {
     let ignore = try ignoreRules()
     var found: [RelativePath] = []
@@ -48,6 +49,11 @@ extension Workspace {
         for entry in entries {
           if dir == .root && (entry.name == ".pipeline" || entry.name == ".git") { continue }
           if entry.name == ".git" { continue }
+          if entry.name.utf8.first == UInt8(ascii: "."), let writer = TemporaryFiles.writerOfSibling(entry.name) {
+            // An interrupted atomic write (a pointer, stages.lock, .gitignore): nobody's now.
+            if TemporaryFiles.isGone(writer) { unlink(dir.appending(entry.name).absolute(under: root)) }
+            continue
+          }
           let path = dir.appending(entry.name)
           var type = entry.type
           if type == DT_UNKNOWN {

@@ -86,8 +86,26 @@ public final class Workspace: @unchecked Sendable {
     DataBuilder(workspaceRoot: root, ignore: try ignoreRules(), state: try state(), cache: cache, progress: progress)
   }
 
-  /// Takes the writer lock (`.pipeline/lock`); readers such as `status` never take it.
+  /// Takes the writer lock (`.pipeline/lock`); readers such as `status` never take it. The lock
+  /// is an flock, which the kernel drops when its holder dies, so a `kill -9` never blocks the
+  /// next command; what the dead one left in `.pipeline/tmp` is removed here.
   func lockForWriting() throws -> FileLock {
-    try FileLock(path: pipelineDirectory + "/lock", timeout: lockTimeout)
+    let lock = try FileLock(path: pipelineDirectory + "/lock", timeout: lockTimeout)
+    removeAbandonedWorkFiles()
+    return lock
+  }
+
+  /// The kinds of work files in `.pipeline/tmp`, each named `<kind>.<pid>.<rest>`: pending cache
+  /// objects, packs being built and their indexes, run records being pushed, downloads.
+  static let workFileKinds = ["obj", "pack", "run", "download", "download.run"]
+
+  /// Deletes the work files in `.pipeline/tmp` (and the temporary files of atomic writes in
+  /// `.pipeline/tmp/leftovers`) whose writer is gone (killed, crashed). Files of
+  /// a live dv are left alone, so this is safe without the writer lock (push does not take it).
+  func removeAbandonedWorkFiles() {
+    TemporaryFiles.removeAbandoned(in: pipelineDirectory + "/tmp") {
+      TemporaryFiles.writerOfWorkFile($0, kinds: Self.workFileKinds)
+    }
+    TemporaryFiles.removeAbandoned(in: pipelineDirectory + "/tmp/leftovers", writer: TemporaryFiles.writerOfSibling)
   }
 }

@@ -28,6 +28,7 @@ enum PackBuilder {
   {
     try FileSystem.createDirectory(directory)
     let path = directory + "/pack.\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
+    try FailPoint.beforeWrite()
     let out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
     if out < 0 { throw SystemError("creating '\(path)'", errno: errno) }
     var keep = false

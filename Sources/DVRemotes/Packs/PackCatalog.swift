@@ -53,6 +53,11 @@ public final class PackCatalog: @unchecked Sendable {
     var local: [String: PackIndex] = [:]
     if let directory, let entries = try? FileSystem.listDirectory(directory) {
       for entry in entries {
+        if let writer = TemporaryFiles.writerOfSibling(entry.name) {
+          // A copy being written when its writer was killed.
+          if TemporaryFiles.isGone(writer) { unlink(directory + "/" + entry.name) }
+          continue
+        }
         guard entry.name.hasSuffix(".idx") else { continue }
         let name = String(entry.name.dropLast(4))
         let path = directory + "/" + entry.name
