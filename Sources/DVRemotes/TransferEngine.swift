@@ -166,9 +166,9 @@ public final class TransferEngine: @unchecked Sendable {
     let packed = Set(packs.joined().map(\.id))
     let loose = todo.filter { !packed.contains($0.id) }
     let results = Locked(summary)
-    try parallelForEach(packs.count + loose.count, workers: jobs, makeState: { IOScratch() }) { i, scratch in
+    try parallelForEach(packs.count + loose.count, workers: jobs) { i in
       if i < packs.count {
-        self.uploadPack(packs[i], scratch: scratch, results: results)
+        self.uploadPack(packs[i], results: results)
         return
       }
       let item = loose[i - packs.count]
@@ -365,7 +365,6 @@ public final class TransferEngine: @unchecked Sendable {
     var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
     var length: UInt32 = 0
     EVP_DigestFinal_ex(context, &digest, &length)
-    let hex = digest[0..<32].map { String(format: "%02x", $0) }.joined()
-    return (hex, total)
+    return (Hex.string(digest[0..<32]), total)
   }
 }

@@ -196,9 +196,7 @@ final class PackFormatTests: XCTestCase {
       items.append(UploadItem(id: id(bytes), path: path, size: Int64(bytes.count)))
     }
     try FileSystem.writeFile([9, 9, 9], to: items[3].path)  // no longer what its id says
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-    defer { buffer.deallocate() }
-    let built = try PackBuilder.build(items, in: directory, buffer: buffer)
+    let built = try PackBuilder.build(items, in: directory)
     let pack = try XCTUnwrap(try FileSystem.readFileIfPresent(built.path))
     XCTAssertEqual(built.index.name, id(pack))
     XCTAssertEqual(built.index.packSize, Int64(pack.count))

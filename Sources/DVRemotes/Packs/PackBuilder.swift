@@ -23,9 +23,7 @@ struct BuiltPack {
 enum PackBuilder {
   /// Packs `items` into a new file in `directory`. Every byte is read once: it is hashed for the
   /// object's check and for the pack's name as it is copied.
-  static func build(_ items: [UploadItem], in directory: String, buffer: UnsafeMutableRawBufferPointer) throws
-    -> BuiltPack
-  {
+  static func build(_ items: [UploadItem], in directory: String) throws -> BuiltPack {
     try FileSystem.createDirectory(directory)
     let path = directory + "/pack.\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
     try FailPoint.beforeWrite()
@@ -46,20 +44,9 @@ enum PackBuilder {
     var packed: [UploadItem] = []
     var corrupt: [(UploadItem, String)] = []
     for item in items {
-      let input = open(item.path, O_RDONLY | O_CLOEXEC)
-      if input < 0 { throw SystemError("opening '\(item.path)' to pack it", errno: errno) }
-      defer { close(input) }
       // Read the object whole first (it is small): a corrupt one must not reach the pack.
-      var object: [UInt8] = []
-      object.reserveCapacity(Int(item.size))
-      while true {
-        let n = read(input, buffer.baseAddress, buffer.count)
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw SystemError("reading '\(item.path)' to pack it", errno: errno)
-        }
-        if n == 0 { break }
-        object.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+      guard let object = try FileSystem.readFileIfPresent(item.path) else {
+        throw SystemError("opening '\(item.path)' to pack it", errno: ENOENT)
       }
       let actual = object.withUnsafeBytes { bytes -> String in
         objectHash.update(bytes)

@@ -119,10 +119,11 @@ public final class PackCatalog: @unchecked Sendable {
     if let directory { unlink(directory + "/" + name + ".idx") }
     state.withLock { state in
       guard let index = state.indexes.removeValue(forKey: name) else { return }
+      let others = state.indexes.sorted { $0.key < $1.key }
       for entry in index.entries where state.locations[entry.id]?.pack == name {
         state.locations[entry.id] = nil
         // Another pack may hold the same object.
-        for (other, otherIndex) in state.indexes.sorted(by: { $0.key < $1.key }) {
+        for (other, otherIndex) in others {
           if let found = otherIndex.entry(for: entry.id) {
             state.locations[entry.id] = Location(pack: other, offset: found.offset, length: found.length)
             break
@@ -155,12 +156,8 @@ extension PackIndex {
 /// Collects a (small) object read whole into memory.
 final class MemoryObjectSink: ObjectSink {
   private(set) var bytes: [UInt8] = []
-  private var start: Int64 = 0
 
-  func begin(at offset: Int64) throws {
-    bytes.removeAll(keepingCapacity: true)
-    start = offset
-  }
+  func begin(at offset: Int64) throws { bytes.removeAll(keepingCapacity: true) }
 
   func write(_ chunk: UnsafeRawBufferPointer) throws {
     guard bytes.count + chunk.count <= 256 << 20 else {

@@ -21,11 +21,11 @@ extension TransferEngine {
 
   /// Builds one pack of `items`, uploads it and then its index, and records the outcome of
   /// every item in `results`.
-  func uploadPack(_ items: [UploadItem], scratch: IOScratch, results: Locked<TransferSummary>) {
+  func uploadPack(_ items: [UploadItem], results: Locked<TransferSummary>) {
     var sent: Int64 = 0
     do {
       guard let workDirectory else { preconditionFailure("packs need a work directory") }
-      let built = try PackBuilder.build(items, in: workDirectory, buffer: scratch.buffer)
+      let built = try PackBuilder.build(items, in: workDirectory)
       defer { unlink(built.path) }
       if !built.corrupt.isEmpty {
         results.withLock { summary in
