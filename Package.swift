@@ -43,7 +43,8 @@ let package = Package(
       dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")],
       swiftSettings: staticRuntime),
     // The HTTP transport over libcurl with its retry policy; the remotes issue adds S3, GCS, local.
-    .target(name: "DVRemotes", dependencies: ["DVBasics", "CCurl", "COpenSSL"], swiftSettings: staticRuntime),
+    .target(
+      name: "DVRemotes", dependencies: ["DVBasics", "DVStorage", "CCurl", "COpenSSL"], swiftSettings: staticRuntime),
     // Built-in data plugins (download, validate, dedup, split, profile) and their table streams.
     .target(
       name: "DVPlugins",
@@ -87,7 +88,7 @@ let package = Package(
     .testTarget(name: "DVPluginsTests", dependencies: ["DVPlugins", "DVPipeline", "DVBasics"]),
     .testTarget(name: "DVLineageTests", dependencies: ["DVLineage", "DVBasics", "FuzzSupport"]),
     .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline", "DVStorage", "FuzzSupport"]),
-    .testTarget(name: "EndToEndTests", dependencies: ["DVBasics", "FuzzSupport"]),
+    .testTarget(name: "EndToEndTests", dependencies: ["DVBasics", "DVStorage", "FuzzSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

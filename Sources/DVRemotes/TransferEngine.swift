@@ -19,6 +19,9 @@ public struct UploadItem: Sendable, Equatable {
   }
 }
 
+/// Takes verified objects read from a pack (hex id, bytes), a segment's worth at a time.
+public typealias ObjectBatchStore = (_ objects: [(id: String, bytes: [UInt8])]) throws -> Void
+
 /// What a transfer did.
 public struct TransferSummary: Sendable {
   /// Objects transferred.
@@ -209,10 +212,11 @@ public final class TransferEngine: @unchecked Sendable {
   /// after the retries. Ids the remote lacks fail with `RemoteError.notFound`.
   ///
   /// Objects the remote's packs hold are read from the packs (docs/formats.md §5) and handed to
-  /// `store` as verified bytes, or, without `store`, through a temporary file to `commit`.
+  /// `store` as verified bytes, a segment's objects together, or, without `store`, through
+  /// temporary files to `commit`.
   public func download(
     _ ids: [String], into temporaryDirectory: String, commit: @escaping (_ id: String, _ path: String) throws -> Void,
-    store: ((_ id: String, _ bytes: UnsafeRawBufferPointer) throws -> Void)? = nil
+    store: ObjectBatchStore? = nil
   ) throws -> TransferSummary {
     let unique = Array(Set(ids)).sorted()
     guard !unique.isEmpty else { return TransferSummary() }
@@ -235,7 +239,7 @@ public final class TransferEngine: @unchecked Sendable {
       // The largest reads first, so the last to finish are short ones.
       segments.sort { $0.range.count > $1.range.count }
     }
-    let store = store ?? { id, bytes in try Self.commitThroughFile(id, bytes, temporaryDirectory, commit) }
+    let store = store ?? { objects in try Self.commitThroughFiles(objects, temporaryDirectory, commit) }
     let results = Locked(TransferSummary())
     let unfinished = Locked<[(pack: String, entry: PackIndex.Entry, error: Error?)]>([])
     try parallelForEach(segments.count + loose.count, workers: jobs, makeState: { IOScratch() }) { i, scratch in

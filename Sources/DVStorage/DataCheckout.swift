@@ -131,7 +131,7 @@ public struct DataCheckout: Sendable {
       try FileSystem.createDirectory(absolute)
     }
     let writes = plan.writes
-    let totalBytes = writes.reduce(Int64(0)) { acc, w in acc + ((try? FileStat.of(cache.path(for: w.id)))?.size ?? 0) }
+    let totalBytes = writes.reduce(Int64(0)) { acc, w in acc + (cache.size(of: w.id) ?? 0) }
     let progress = builder.progress
     progress.begin("checking out", totalItems: writes.count, totalBytes: totalBytes)
     defer { progress.end() }

@@ -39,11 +39,14 @@ public final class ObjectCache: @unchecked Sendable {
   /// Objects whose bytes this process hashed against their name as they entered the cache (a
   /// verified download). Placing one of them again needs no second read of every byte.
   private let verifiedHere = Locked<Set<ObjectID>>([])
+  /// Small objects kept in packs (`.pipeline/cache/packs`).
+  let packs: CachePacks
 
   public init(root: String, tmp: String) {
     self.root = root
     self.tmp = tmp
     objects = root + "/sha256"
+    packs = CachePacks(directory: root + "/packs")
   }
 
   // MARK: - Names
@@ -54,10 +57,10 @@ public final class ObjectCache: @unchecked Sendable {
     return objects + "/" + hex.prefix(2) + "/" + hex.dropFirst(2)
   }
 
-  /// True when the object is in the cache.
+  /// True when the object is in the cache, loose or packed.
   public func contains(_ id: ObjectID) -> Bool {
     var st = stat()
-    return stat(path(for: id), &st) == 0
+    return stat(path(for: id), &st) == 0 || packs.location(of: id) != nil
   }
 
   /// Records that this process has just checked the cached object `id` against its name (the
@@ -65,6 +68,10 @@ public final class ObjectCache: @unchecked Sendable {
   /// hashing it again.
   public func noteVerified(_ id: ObjectID) {
     verifiedHere.withLock { _ = $0.insert(id) }
+  }
+
+  func isVerifiedHere(_ id: ObjectID) -> Bool {
+    verifiedHere.withLock { $0.contains(id) }
   }
 
   /// The inode of a cached object, when present.
@@ -94,7 +101,7 @@ public final class ObjectCache: @unchecked Sendable {
   // MARK: - Writing objects
 
   /// A file being written into the cache, not yet visible under an object name.
-  private struct PendingObject {
+  struct PendingObject {
     var fd: Int32
     /// The named temporary file, when O_TMPFILE was not available.
     var name: String?
@@ -103,7 +110,7 @@ public final class ObjectCache: @unchecked Sendable {
   /// A new pending object: an O_TMPFILE inode where the filesystem has them, else a named file
   /// in `tmp`. (Named files were tried for many small objects: renaming them out of the one
   /// `tmp` directory serialises every writer on its lock, 2.5x slower on ext4.)
-  private func createPending(near directory: String) throws -> PendingObject {
+  func createPending(near directory: String) throws -> PendingObject {
     try FailPoint.beforeWrite()
     if !tmpfileUnsupported.withLock({ $0 }) {
       let fd = dv_open_tmpfile(directory, 0o444)
@@ -128,12 +135,23 @@ public final class ObjectCache: @unchecked Sendable {
   /// pending copy is dropped: objects are never overwritten).
   @discardableResult
   private func commit(_ pending: PendingObject, as id: ObjectID) throws -> Bool {
+    do {
+      try ensureFanout(id)
+    } catch {
+      discard(pending)
+      throw error
+    }
+    return try commit(pending, to: path(for: id), what: "object \(id.short)")
+  }
+
+  /// Makes the pending file read-only and gives it the name `final`, never replacing a file
+  /// there; false when one was (the pending copy is dropped).
+  @discardableResult
+  func commit(_ pending: PendingObject, to final: String, what: String) throws -> Bool {
     defer { close(pending.fd) }
     try FailPoint.hit("cache:before-commit")
     try FailPoint.beforeWrite()
     if fchmod(pending.fd, 0o444) != 0 { throw SystemError("making a cache object read-only", errno: errno) }
-    try ensureFanout(id)
-    let final = path(for: id)
     let rc: Int32
     if let name = pending.name {
       rc = dv_rename_noreplace(name, final)
@@ -143,10 +161,10 @@ public final class ObjectCache: @unchecked Sendable {
     }
     if rc == 0 { return true }
     if errno == EEXIST { return false }
-    throw SystemError("adding object \(id.short) to the cache", errno: errno)
+    throw SystemError("adding \(what) to the cache", errno: errno)
   }
 
-  private func discard(_ pending: PendingObject) {
+  func discard(_ pending: PendingObject) {
     close(pending.fd)
     if let name = pending.name { unlink(name) }
   }
@@ -168,12 +186,12 @@ public final class ObjectCache: @unchecked Sendable {
     return id
   }
 
-  /// Stores bytes the caller has already hashed to `id` (a verified download); false when the
-  /// object was already cached. Checkout in this process trusts the object without hashing it
-  /// again.
+  /// Stores bytes the caller has already hashed to `id` (a verified download) as a loose object;
+  /// false when it already was one. Checkout in this process trusts the object without hashing
+  /// it again.
   @discardableResult
   public func store(_ bytes: UnsafeRawBufferPointer, verifiedAs id: ObjectID) throws -> Bool {
-    if contains(id) { return false }
+    if objectStat(id) != nil { return false }
     try ensureFanout(id)
     let pending = try createPending(near: objects + "/" + id.hex.prefix(2))
     do {
@@ -429,9 +447,20 @@ public final class ObjectCache: @unchecked Sendable {
     _ id: ObjectID, at path: String, executable: Bool, types: [LinkType], buffer: IOBuffer,
     progress: ProgressReporter? = nil
   ) throws -> LinkType {
-    let object = self.path(for: id)
-    guard FileSystem.exists(object) else { throw StorageError.missingObject(id, forPath: path) }
+    var object = self.path(for: id)
     let mode: mode_t = executable ? 0o755 : 0o644
+    if !FileSystem.exists(object) {
+      guard let location = packs.location(of: id) else { throw StorageError.missingObject(id, forPath: path) }
+      // A packed object is copied out of its pack; a link needs a file of its own first.
+      let firstType = types.first { type in !unsupported.withLock { $0.contains(type) } } ?? .copy
+      if firstType == .copy || firstType == .reflink {
+        try placePacked(id, at: location, path: path, mode: mode)
+        progress?.advance(items: 0, bytes: location.length)
+        return .copy
+      }
+      guard let loose = try looseFile(for: id) else { throw StorageError.missingObject(id, forPath: path) }
+      object = loose
+    }
     for type in types where !unsupported.withLock({ $0.contains(type) }) {
       switch type {
       case .hardlink, .symlink:
@@ -517,6 +546,7 @@ public final class ObjectCache: @unchecked Sendable {
   /// Reads a (small) object, verifying its content against its name.
   public func read(_ id: ObjectID) throws -> [UInt8] {
     guard let bytes = try FileSystem.readFileIfPresent(path(for: id)) else {
+      if let location = packs.location(of: id) { return try packedBytes(id, at: location) }
       throw StorageError.missingObject(id, forPath: id.short)
     }
     if SHA256Hasher.hash(bytes) != id {
@@ -533,7 +563,12 @@ public final class ObjectCache: @unchecked Sendable {
 
   /// Re-hashes an object; true when its content matches its name.
   public func verify(_ id: ObjectID, buffer: IOBuffer, progress: ProgressReporter? = nil) throws -> Bool {
-    try SHA256Hasher.hashFile(path(for: id), buffer: buffer.bytes, progress: progress).0 == id
+    if objectStat(id) == nil, let location = packs.location(of: id) {
+      let bytes = try packs.bytes(at: location, id: id)
+      progress?.advance(items: 0, bytes: Int64(bytes.count))
+      return bytes.count == Int(location.length) && SHA256Hasher.hash(bytes) == id
+    }
+    return try SHA256Hasher.hashFile(path(for: id), buffer: buffer.bytes, progress: progress).0 == id
   }
 
   /// Moves a corrupt object out of the store into `.pipeline/cache/corrupt/`, so it is never
@@ -543,14 +578,22 @@ public final class ObjectCache: @unchecked Sendable {
     try FileSystem.createDirectory(dir)
     let dest = dir + "/\(id.hex).\(Int(Date().timeIntervalSince1970))"
     try FailPoint.beforeWrite()
-    if rename(path(for: id), dest) != 0, errno != ENOENT {
-      throw SystemError("moving corrupt object \(id.short) aside", errno: errno)
-    }
+    if rename(path(for: id), dest) == 0 { return dest }
+    if errno != ENOENT { throw SystemError("moving corrupt object \(id.short) aside", errno: errno) }
+    _ = try movePackedAside(id, to: dest)
     return dest
   }
 
-  /// Every object in the store, with its size.
+  /// Every object in the store, loose or packed (once), with its size.
   public func allObjects() throws -> [(id: ObjectID, size: Int64)] {
+    let loose = try allLooseObjects()
+    let packed = packs.all()
+    guard !packed.isEmpty else { return loose }
+    let looseIDs = Set(loose.map(\.id))
+    return loose + packed.filter { !looseIDs.contains($0.id) }
+  }
+
+  private func allLooseObjects() throws -> [(id: ObjectID, size: Int64)] {
     guard FileSystem.isDirectory(objects) else { return [] }
     var result: [(ObjectID, Int64)] = []
     for fan in try FileSystem.listDirectory(objects) where fan.name.utf8.count == 2 {
@@ -564,9 +607,9 @@ public final class ObjectCache: @unchecked Sendable {
     return result
   }
 
-  /// Deletes an object.
+  /// Deletes an object, loose or packed.
   public func remove(_ id: ObjectID) throws {
-    try FileSystem.removeFile(path(for: id))
+    try remove([id])
   }
 
   /// Makes every object written so far durable (one syncfs for the whole batch).

@@ -32,10 +32,11 @@ extension Workspace {
     let remove = all.filter { !keep.contains($0.id) }
     if !dryRun {
       cache.clearTemporaryFiles()
+      try cache.removeUnindexedPacks()
       // The stat cache forgets which objects are cached before any goes, not after: a gc killed
       // halfway must not leave it vouching for an object that is gone (add would skip it).
       if !remove.isEmpty { try state().forgetCachedFlags() }
-      for object in remove { try cache.remove(object.id) }
+      try cache.remove(Set(remove.map(\.id)))
     }
     return GCResult(removed: remove, kept: all.count - remove.count, dryRun: dryRun)
   }

@@ -67,8 +67,7 @@ extension Workspace {
     var manifestItems: [UploadItem] = []
     var seen = Set<ObjectID>()
     for id in ids where missing.contains(id.hex) && seen.insert(id).inserted {
-      let path = cache.path(for: id)
-      guard let stat = try FileStat.of(path) else {
+      guard let path = try cache.looseFile(for: id), let stat = try FileStat.of(path) else {
         if let path = owner[id], !notCached.contains(path) { notCached.append(path) }
         continue
       }

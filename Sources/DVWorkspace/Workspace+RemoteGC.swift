@@ -180,8 +180,9 @@ extension Workspace {
     if !absent.isEmpty { try cache.sync() }
     var items: [UploadItem] = []
     for id in objectIDs {
-      let path = cache.path(for: id)
-      guard let stat = try FileStat.of(path) else { throw StorageError.missingObject(id, forPath: path) }
+      guard let path = try cache.looseFile(for: id), let stat = try FileStat.of(path) else {
+        throw StorageError.missingObject(id, forPath: id.short)
+      }
       items.append(UploadItem(id: id.hex, path: path, size: stat.size))
     }
     let before = Set(engine.catalog?.indexes.keys.map { $0 } ?? [])

@@ -47,10 +47,13 @@ extension Workspace {
     if !wasCached { cache.noteVerified(id) }
   }
 
-  /// Puts an object read from a pack (already verified against its id) into the cache.
-  func storeDownload(id hex: String, bytes: UnsafeRawBufferPointer) throws {
-    guard let id = ObjectID(hex: Array(hex.utf8)) else { return }
-    try cache.store(bytes, verifiedAs: id)
+  /// Puts objects read from a pack (already verified against their ids) into the cache, small
+  /// ones together as one pack.
+  func storeDownload(_ objects: [(id: String, bytes: [UInt8])]) throws {
+    try cache.store(
+      verified: objects.compactMap { object in
+        ObjectID(hex: Array(object.id.utf8)).map { ($0, object.bytes) }
+      })
   }
 
   /// Downloads the objects of `ids` that are not cached; directory manifests among them are

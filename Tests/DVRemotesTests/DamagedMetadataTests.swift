@@ -99,7 +99,7 @@ final class DamagedMetadataTests: XCTestCase {
       remote: remote, jobs: 2, retry: RetryPolicy(retries: 2, baseDelay: 0.001),
       workDirectory: directory + "/work", packIndexDirectory: directory + "/fetcher-\(UUID().uuidString)")
     return try engine.download(
-      items.map(\.id), into: directory + "/tmp", commit: { _, _ in }, store: { _, _ in })
+      items.map(\.id), into: directory + "/tmp", commit: { _, _ in }, store: { _ in })
   }
 
   func testAPackIndexDamagedOnTheWayIsReadAgain() throws {

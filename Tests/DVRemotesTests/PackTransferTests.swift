@@ -92,7 +92,7 @@ final class PackTransferTests: XCTestCase {
     let stored = Locked<[String: [UInt8]]>([:])
     let summary = try engine.download(
       items.map(\.id), into: directory + "/tmp", commit: { _, _ in XCTFail("packed objects come as bytes") },
-      store: { id, bytes in stored.withLock { $0[id] = Array(bytes) } })
+      store: { objects in stored.withLock { for object in objects { $0[object.id] = object.bytes } } })
     return (summary, stored.withLock { $0 })
   }
 

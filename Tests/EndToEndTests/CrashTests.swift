@@ -480,23 +480,11 @@ final class CrashTests: DVTestCase {
   }
 
   func cachedObjectNames(_ dir: String) -> Set<String> {
-    let base = root + "/" + dir + "/.pipeline/cache/sha256"
-    var names = Set<String>()
-    for fan in (try? FileSystem.listDirectory(base)) ?? [] where fan.name.count == 2 {
-      for entry in (try? FileSystem.listDirectory(base + "/" + fan.name)) ?? [] { names.insert(fan.name + entry.name) }
-    }
-    return names
+    Set(cachedObjects(in: dir))
   }
 
   func cachedContents(_ dir: String) -> Set<Data> {
-    let base = root + "/" + dir + "/.pipeline/cache/sha256/"
-    var contents = Set<Data>()
-    for name in cachedObjectNames(dir) {
-      if let bytes = try? FileSystem.readFileIfPresent(base + name.prefix(2) + "/" + name.dropFirst(2)) {
-        contents.insert(Data(bytes))
-      }
-    }
-    return contents
+    Set(cacheContents(in: dir).values.map { Data($0) })
   }
 
   /// dv temporary files anywhere under `dir` (workspace, `.pipeline`, the remote): siblings of

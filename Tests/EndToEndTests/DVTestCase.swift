@@ -1,4 +1,5 @@
 import DVBasics
+import DVStorage
 import Foundation
 import XCTest
 
@@ -147,13 +148,35 @@ class DVTestCase: XCTestCase {
     try write("data/raw/sub/c.csv", "id,v\n3,c\n")
   }
 
-  /// Every file under the object store.
-  func cachedObjects() -> [String] {
-    let base = root + "/.pipeline/cache/sha256"
-    guard let fans = try? FileManager.default.contentsOfDirectory(atPath: base) else { return [] }
-    return fans.flatMap { fan in
-      ((try? FileManager.default.contentsOfDirectory(atPath: base + "/" + fan)) ?? []).map { fan + $0 }
-    }.sorted()
+  /// The names (64 hex) of every object in the cache: loose files and packed objects.
+  func cachedObjects(in workspace: String = "") -> [String] {
+    cacheContents(in: workspace).keys.sorted()
+  }
+
+  /// Every object in a workspace's cache, by name, with its stored bytes as they are (not
+  /// checked): the loose files under `sha256/` and what the indexes under `packs/` list.
+  func cacheContents(in workspace: String = "") -> [String: [UInt8]] {
+    let cache = root + (workspace.isEmpty ? "" : "/" + workspace) + "/.pipeline/cache"
+    var contents: [String: [UInt8]] = [:]
+    for fan in (try? FileSystem.listDirectory(cache + "/sha256")) ?? [] where fan.name.utf8.count == 2 {
+      for entry in (try? FileSystem.listDirectory(cache + "/sha256/" + fan.name)) ?? [] {
+        let bytes = try? FileSystem.readFileIfPresent(cache + "/sha256/" + fan.name + "/" + entry.name)
+        contents[fan.name + entry.name] = bytes ?? []
+      }
+    }
+    for entry in (try? FileSystem.listDirectory(cache + "/packs")) ?? [] where entry.name.hasSuffix(".idx") {
+      let name = String(entry.name.dropLast(4))
+      guard let pack = ObjectID(hex: Array(name.utf8)),
+        let index = try? FileSystem.readFileIfPresent(cache + "/packs/" + entry.name),
+        let (slots, _) = try? PackLayout.decodeIndex(index, pack: pack),
+        let bytes = try? FileSystem.readFileIfPresent(cache + "/packs/" + name + ".pack")
+      else { continue }
+      for slot in slots where contents[slot.id.hex] == nil {
+        let range = Int(min(slot.offset, Int64(bytes.count)))..<Int(min(slot.end, Int64(bytes.count)))
+        contents[slot.id.hex] = Array(bytes[range])
+      }
+    }
+    return contents
   }
 
   /// Asserts a failure: the exit code, one line on stderr containing `message`, nothing on stdout.

@@ -169,12 +169,8 @@ final class DiskFullTests: DVTestCase {
     XCTAssertEqual(try dv("status", "--check", in: "small").code, 0)
   }
 
-  /// The object files of a workspace's cache.
+  /// The objects of a workspace's cache.
   func cachedObjectNames(_ workspace: String) throws -> [String] {
-    let base = root + "/" + workspace + "/.pipeline/cache/sha256"
-    guard FileSystem.isDirectory(base) else { return [] }
-    return try FileSystem.listDirectory(base).flatMap { fan in
-      try FileSystem.listDirectory(base + "/" + fan.name).map { fan.name + $0.name }
-    }.sorted()
+    cachedObjects(in: workspace)
   }
 }

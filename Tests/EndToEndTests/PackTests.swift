@@ -27,6 +27,12 @@ final class PackTests: DVTestCase {
       .sorted()
   }
 
+  /// Names in the local cache's `packs/` with the given suffix.
+  func localPacks(_ suffix: String) -> [String] {
+    ((try? FileSystem.listDirectory(root + "/.pipeline/cache/packs")) ?? []).map(\.name).filter { $0.hasSuffix(suffix) }
+      .sorted()
+  }
+
   /// Loose objects on the remote.
   func looseObjects(remote: String = "store") -> Int {
     let base = root + "/" + remote + "/sha256"
@@ -123,14 +129,29 @@ final class PackTests: DVTestCase {
     XCTAssertEqual(try dv("push").code, 0)
     let before = files("data")
     try wipe()
-    let killed = try dv("pull", env: ["DV_FAILPOINT": "transfer:store@150:kill"])
+    // One job: the two manifests (loose), then the pack's segment (stored as a local pack),
+    // then the two large objects (loose); killed as the second large one is committed.
+    let killed = try dv("pull", "-j", "1", env: ["DV_FAILPOINT": "transfer:before-commit@4:kill"])
     XCTAssertNotEqual(killed.code, 0)
     let partial = cachedObjects().count
-    XCTAssertGreaterThan(partial, 100, "objects stored before the kill stay")
-    XCTAssertLessThan(partial, 305)
+    XCTAssertEqual(partial, 304, "objects stored before the kill stay")
+    XCTAssertEqual(localPacks(".idx").count, 1, "the small objects stay packed in the cache")
     let pull = try dv("pull")
     XCTAssertEqual(pull.code, 0, pull.stderr)
-    XCTAssertTrue(pull.stdout.hasPrefix("fetched \(305 - partial) objects ("), pull.stdout)
+    XCTAssertTrue(pull.stdout.hasPrefix("fetched 1 object ("), pull.stdout)
+    assertSameFiles(files("data"), before)
+    XCTAssertEqual(try dv("fsck").code, 0)
+
+    // Killed before the segment's objects are stored: nothing of it is in the cache, and the
+    // rerun reads it again.
+    try wipe()
+    let early = try dv("pull", "-j", "1", env: ["DV_FAILPOINT": "transfer:store@1:kill"])
+    XCTAssertNotEqual(early.code, 0)
+    XCTAssertEqual(cachedObjects().count, 2, "only the manifests")
+    XCTAssertEqual(localPacks(".pack"), [])
+    let again = try dv("pull")
+    XCTAssertEqual(again.code, 0, again.stderr)
+    XCTAssertTrue(again.stdout.hasPrefix("fetched 303 objects ("), again.stdout)
     assertSameFiles(files("data"), before)
     XCTAssertEqual(try dv("fsck").code, 0)
   }

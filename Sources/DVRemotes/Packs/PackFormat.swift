@@ -1,5 +1,6 @@
 import COpenSSL
 import DVBasics
+import DVStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -11,16 +12,16 @@ public enum PackFormat {
   /// Where packs and their indexes live under a remote's root.
   public static let prefix = "packs/"
   /// The first bytes of every pack.
-  public static let packMagic: [UInt8] = Array("DVPACK01".utf8)
+  public static let packMagic = PackLayout.packMagic
   /// The first bytes of every pack index.
-  public static let indexMagic: [UInt8] = Array("DVPKIDX1".utf8)
+  public static let indexMagic = PackLayout.indexMagic
   /// The largest object an index may list (docs/formats.md §4).
-  public static let maximumObjectSize: Int64 = 64 << 20
+  public static let maximumObjectSize = PackLayout.maximumObjectSize
   /// Bytes of one index entry: id, offset, length.
-  static let entrySize = 48
+  static let entrySize = PackLayout.entrySize
   /// Bytes of an index around its entries: magic and count before, pack hash, pack size and
   /// checksum after.
-  static let indexOverhead = 88
+  static let indexOverhead = PackLayout.indexOverhead
 
   /// The key of the pack named `name` (64 hex).
   public static func packKey(_ name: String) -> String { prefix + name + ".pack" }
@@ -100,68 +101,26 @@ public struct PackIndex: Sendable, Equatable {
 
   /// The index file's bytes (docs/formats.md §4).
   public func encoded() -> [UInt8] {
-    var out: [UInt8] = []
-    out.reserveCapacity(PackFormat.indexOverhead + PackFormat.entrySize * entries.count)
-    out += PackFormat.indexMagic
-    Self.append(UInt64(entries.count), to: &out)
-    for entry in entries {
-      out += Hex.bytes(entry.id) ?? []
-      Self.append(UInt64(entry.offset), to: &out)
-      Self.append(UInt64(entry.length), to: &out)
+    let slots = entries.map { entry in
+      PackLayout.Slot(id: ObjectID(hex: Array(entry.id.utf8))!, offset: entry.offset, length: entry.length)
     }
-    out += Hex.bytes(name) ?? []
-    Self.append(UInt64(packSize), to: &out)
-    out += SHA256Stream.digest(out)
-    return out
+    return PackLayout.encodeIndex(slots, pack: ObjectID(hex: Array(name.utf8))!, packSize: packSize)
   }
 
   /// Reads and checks an index file's bytes; `name` is the pack name its key gave, `url` names
   /// it in errors. Throws `PackError.invalidIndex` for anything but a valid index of that pack.
   public static func decode(_ bytes: [UInt8], name: String, url: String) throws -> PackIndex {
-    func invalid(_ reason: String) -> PackError { .invalidIndex(url: url, reason: reason) }
-    guard bytes.count >= PackFormat.indexOverhead, Array(bytes[0..<8]) == PackFormat.indexMagic else {
-      throw invalid("no index header")
+    guard let pack = ObjectID(hex: Array(name.utf8)) else {
+      throw PackError.invalidIndex(url: url, reason: "its name is not a pack name")
     }
-    let count = readUInt64(bytes, at: 8)
-    guard count <= UInt64(bytes.count / PackFormat.entrySize),
-      bytes.count == PackFormat.indexOverhead + PackFormat.entrySize * Int(count)
-    else { throw invalid("its length does not match its \(count) entries") }
-    let body = bytes.count - 32
-    guard SHA256Stream.digest(bytes[0..<body]) == Array(bytes[body...]) else { throw invalid("checksum mismatch") }
-    let trailer = 16 + PackFormat.entrySize * Int(count)
-    guard Hex.string(bytes[trailer..<trailer + 32]) == name else { throw invalid("it names another pack") }
-    let packSize = readUInt64(bytes, at: trailer + 32)
-    guard packSize <= UInt64(Int64.max) else { throw invalid("pack size out of range") }
-    var entries: [Entry] = []
-    entries.reserveCapacity(Int(count))
-    var previous: ArraySlice<UInt8>?
-    for i in 0..<Int(count) {
-      let at = 16 + PackFormat.entrySize * i
-      let id = bytes[at..<at + 32]
-      if let previous, !previous.lexicographicallyPrecedes(id) { throw invalid("ids not strictly increasing") }
-      previous = id
-      let offset = readUInt64(bytes, at: at + 32)
-      let length = readUInt64(bytes, at: at + 40)
-      guard offset >= UInt64(PackFormat.packMagic.count), length <= packSize, offset <= packSize - length else {
-        throw invalid("an entry lies outside the pack")
-      }
-      // Objects in packs are small; a reader holds one whole in memory while checking it.
-      guard length <= UInt64(PackFormat.maximumObjectSize) else { throw invalid("an entry is larger than 64 MiB") }
-      entries.append(Entry(id: Hex.string(id), offset: Int64(offset), length: Int64(length)))
+    do {
+      let (slots, packSize) = try PackLayout.decodeIndex(bytes, pack: pack)
+      var index = PackIndex(name: name, packSize: packSize, entries: [])
+      index.entries = slots.map { Entry(id: $0.id.hex, offset: $0.offset, length: $0.length) }
+      return index
+    } catch {
+      throw PackError.invalidIndex(url: url, reason: error.reason)
     }
-    var index = PackIndex(name: name, packSize: Int64(packSize), entries: [])
-    index.entries = entries
-    return index
-  }
-
-  private static func append(_ value: UInt64, to out: inout [UInt8]) {
-    for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-  }
-
-  private static func readUInt64(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-    var value: UInt64 = 0
-    for i in 0..<8 { value = value << 8 | UInt64(bytes[offset + i]) }
-    return value
   }
 }
 

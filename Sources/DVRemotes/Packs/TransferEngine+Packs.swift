@@ -83,20 +83,33 @@ extension TransferEngine {
   /// objects that did not arrive whole and verified (with the error, when the read failed), to
   /// be read again one by one.
   func downloadSegment(
-    _ segment: PackSegment, store: @escaping (String, UnsafeRawBufferPointer) throws -> Void,
-    results: Locked<TransferSummary>
+    _ segment: PackSegment, store: @escaping ObjectBatchStore, results: Locked<TransferSummary>
   ) -> [(pack: String, entry: PackIndex.Entry, error: Error?)] {
     let received = Locked<Int64>(0)
+    // The segment's verified objects are stored together once the read ends (whole or not),
+    // so the cache can keep them as one pack.
+    var batch: [(id: String, bytes: [UInt8])] = []
     let extractor = PackExtractor(entries: segment.entries) { entry, bytes in
-      try FailPoint.hit("transfer:store")
-      try store(entry.id, bytes)
-      self.progress.advance(items: 1, bytes: 0)
-      results.withLock {
-        $0.transferred += 1
-        $0.bytes += entry.length
-      }
+      batch.append((entry.id, Array(bytes)))
     }
     var failure: Error?
+    defer {
+      if !batch.isEmpty {
+        do {
+          try FailPoint.hit("transfer:store")
+          try store(batch)
+          self.progress.advance(items: batch.count, bytes: 0)
+          results.withLock {
+            $0.transferred += batch.count
+            $0.bytes += batch.reduce(0) { $0 + Int64($1.bytes.count) }
+          }
+        } catch {
+          results.withLock { summary in
+            for object in batch { summary.failed.append((object.id, error)) }
+          }
+        }
+      }
+    }
     do {
       try retrying {
         try remote.read(PackFormat.packKey(segment.pack), range: segment.range, into: extractor) { n in
@@ -122,7 +135,7 @@ extension TransferEngine {
   /// recorded in `results` naming the object, the pack and the remote.
   func downloadPackedObject(
     _ pack: String, _ entry: PackIndex.Entry, after earlier: Error?,
-    store: @escaping (String, UnsafeRawBufferPointer) throws -> Void, results: Locked<TransferSummary>
+    store: @escaping ObjectBatchStore, results: Locked<TransferSummary>
   ) {
     // A permanent failure of the whole read (access denied, pack missing) is not retried.
     if let earlier, !Self.isTransient(earlier) {
@@ -140,15 +153,16 @@ extension TransferEngine {
     }
   }
 
-  /// Writes verified bytes to a temporary file and hands it to `commit` (engines whose caller
-  /// gives no `store`).
-  static func commitThroughFile(
-    _ id: String, _ bytes: UnsafeRawBufferPointer, _ directory: String,
-    _ commit: (String, String) throws -> Void
+  /// Writes each verified object to a temporary file and hands it to `commit` (engines whose
+  /// caller gives no `store`).
+  static func commitThroughFiles(
+    _ objects: [(id: String, bytes: [UInt8])], _ directory: String, _ commit: (String, String) throws -> Void
   ) throws {
-    let path = directory + "/" + downloadPrefix + "\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
-    defer { unlink(path) }
-    try FileSystem.writeFile(Array(bytes), to: path)
-    try commit(id, path)
+    for object in objects {
+      let path = directory + "/" + downloadPrefix + "\(getpid()).\(UInt64.random(in: 0...UInt64.max))"
+      defer { unlink(path) }
+      try FileSystem.writeFile(object.bytes, to: path)
+      try commit(object.id, path)
+    }
   }
 }
