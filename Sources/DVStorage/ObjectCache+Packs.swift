@@ -156,17 +156,35 @@ extension ObjectCache {
   /// Writes `objects` (sorted by id) as a pack and its index: the pack first, so an index never
   /// names a pack that is not there.
   private func writePack(_ objects: [(id: ObjectID, bytes: [UInt8])]) throws {
-    var pack = PackLayout.packMagic
-    pack.reserveCapacity(PackLayout.packMagic.count + objects.reduce(0) { $0 + $1.bytes.count })
+    // Streamed through a 1 MiB buffer into an unnamed file and hashed on the way: the pack's
+    // name is known only at the end, and no second copy of the objects is held in memory.
+    let pending = try createPending(near: packs.directory)
     var slots: [PackLayout.Slot] = []
     slots.reserveCapacity(objects.count)
-    for object in objects {
-      slots.append(PackLayout.Slot(id: object.id, offset: Int64(pack.count), length: Int64(object.bytes.count)))
-      pack += object.bytes
+    var hasher = SHA256Hasher()
+    var buffer = PackLayout.packMagic
+    buffer.reserveCapacity(1 << 20)
+    var size = Int64(buffer.count)
+    do {
+      func flush() throws {
+        hasher.update(buffer)
+        try buffer.withUnsafeBytes { try FileSystem.writeAll(pending.fd, $0, path: packs.directory + "/(new pack)") }
+        buffer.removeAll(keepingCapacity: true)
+      }
+      for object in objects {
+        slots.append(PackLayout.Slot(id: object.id, offset: size, length: Int64(object.bytes.count)))
+        if buffer.count + object.bytes.count > buffer.capacity { try flush() }
+        buffer += object.bytes
+        size += Int64(object.bytes.count)
+      }
+      try flush()
+    } catch {
+      discard(pending)
+      throw error
     }
-    let name = SHA256Hasher.hash(pack)
-    try writeOnce(pack, to: packs.packPath(name))
-    try writeOnce(PackLayout.encodeIndex(slots, pack: name, packSize: Int64(pack.count)), to: packs.indexPath(name))
+    let name = hasher.finalize()
+    try commit(pending, to: packs.packPath(name), what: "pack \(name.short)")
+    try writeOnce(PackLayout.encodeIndex(slots, pack: name, packSize: size), to: packs.indexPath(name))
     packs.added(name, slots)
   }
 

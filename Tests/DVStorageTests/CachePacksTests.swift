@@ -75,7 +75,8 @@ final class CachePacksTests: StorageTestCase {
     let next = reopened()
     let copy = dir + "/copy.txt"
     XCTAssertEqual(
-      try next.materialize(batch[3].id, at: copy, executable: false, types: [.reflink, .copy], buffer: IOBuffer()), .copy)
+      try next.materialize(batch[3].id, at: copy, executable: false, types: [.reflink, .copy], buffer: IOBuffer()),
+      .copy)
     XCTAssertEqual(try FileSystem.readFileIfPresent(copy), batch[3].bytes)
     XCTAssertEqual(try FileStat.of(copy)!.mode & 0o777, 0o644)
 
