@@ -90,6 +90,74 @@ final class PackTests: DVTestCase {
     XCTAssertEqual(try dv("fsck").code, 0)
   }
 
+  /// What a pull leaves in the cache (docs/formats.md §8), and every command that reads it:
+  /// status, checkout (copy and hardlink), fsck finding a damaged byte, a pull fetching that one
+  /// object again, a push to another remote, and gc.
+  func testPulledSmallObjectsStayPackedInTheCacheAndEveryCommandReadsThem() throws {
+    try makeMixedWorkspace()
+    let before = files("data")
+    XCTAssertEqual(try dv("push").code, 0)
+    try wipe()
+    XCTAssertEqual(try dv("pull").code, 0)
+    assertSameFiles(files("data"), before)
+    let packs = localPacks(".pack")
+    XCTAssertFalse(packs.isEmpty)
+    XCTAssertEqual(packs.map { $0.dropLast(5) }, localPacks(".idx").map { $0.dropLast(4) })
+    let loose = cachedObjects().filter {
+      FileSystem.exists(root + "/.pipeline/cache/sha256/" + $0.prefix(2) + "/" + $0.dropFirst(2))
+    }
+    XCTAssertEqual(loose.count, 4, "only the large files and the manifests are loose: \(loose.count)")
+    XCTAssertEqual(cachedObjects().count, 305)
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+
+    // checkout from the packs, by copy and by hard link.
+    try FileSystem.removeTree(root + "/data/many/d3")
+    XCTAssertEqual(try dv("checkout").code, 0)
+    assertSameFiles(files("data"), before, "copied out of the packs")
+    let config = try XCTUnwrap(read(".pipeline/config.yaml"))
+    XCTAssertTrue(config.contains("type: [reflink, copy]"), config)
+    try write(
+      ".pipeline/config.yaml", config.replacingOccurrences(of: "type: [reflink, copy]", with: "type: [hardlink, copy]"))
+    try FileSystem.removeTree(root + "/data/many/d4")
+    let linked = try dv("checkout")
+    XCTAssertEqual(linked.code, 0, linked.stderr)
+    assertSameFiles(files("data"), before, "linked to objects written out of the packs")
+    let hex = try sha256Hex(root + "/data/many/d4/f4.json")
+    let object = root + "/.pipeline/cache/sha256/" + hex.prefix(2) + "/" + hex.dropFirst(2)
+    XCTAssertEqual(try FileStat.of(object)?.inode, try FileStat.of(root + "/data/many/d4/f4.json")?.inode)
+    try write(".pipeline/config.yaml", config)
+    XCTAssertEqual(try dv("fsck").code, 0)
+
+    // A damaged byte inside a cache pack: fsck moves that object aside, and pull fetches it again.
+    let pack = root + "/.pipeline/cache/packs/" + packs[0]
+    chmod(pack, 0o644)
+    var bytes = try XCTUnwrap(try FileSystem.readFileIfPresent(pack))
+    bytes[100] ^= 0x04
+    try FileSystem.writeFile(bytes, to: pack)
+    let fsck = try dv("fsck")
+    XCTAssertEqual(fsck.code, 1, fsck.stdout + fsck.stderr)
+    XCTAssertTrue((fsck.stdout + fsck.stderr).contains("1 corrupt"), fsck.stdout + fsck.stderr)
+    XCTAssertEqual(cachedObjects().count, 304)
+    let refetch = try dv("pull")
+    XCTAssertEqual(refetch.code, 0, refetch.stderr)
+    XCTAssertTrue(refetch.stdout.hasPrefix("fetched 1 object ("), refetch.stdout)
+    XCTAssertEqual(try dv("fsck").code, 0)
+
+    // A push to another remote uploads packed objects too.
+    XCTAssertEqual(try dv("remote", "add", "other", "other").code, 0)
+    let push = try dv("push", "-r", "other")
+    XCTAssertEqual(push.code, 0, push.stderr)
+    XCTAssertTrue(push.stdout.hasPrefix("pushed 305 objects ("), push.stdout)
+
+    // gc: one directory untracked; its objects go, packs are rewritten or deleted.
+    try FileSystem.removeFile(root + "/data/many.dv")
+    let gc = try dv("gc")
+    XCTAssertEqual(gc.code, 0, gc.stderr)
+    XCTAssertEqual(cachedObjects().count, 3, "data/big's two files and manifest: \(cachedObjects().count)")
+    XCTAssertEqual(localPacks(".pack").count, localPacks(".idx").count)
+    XCTAssertEqual(try dv("fsck").code, 0)
+  }
+
   func testPullingOneDirectoryReadsOnlyItsObjects() throws {
     try makeMixedWorkspace()
     XCTAssertEqual(try dv("push").code, 0)
