@@ -73,13 +73,44 @@ class DVTestCase: XCTestCase {
       }
     }
     if group.wait(timeout: .now() + timeout) == .timedOut {
+      let stacks = Self.threadStacks(of: process.processIdentifier)
       process.terminate()
-      XCTFail("dv \(args.joined(separator: " ")) did not finish within \(timeout) s")
+      // A process that does not stop on SIGTERM within 5 s is killed: a hang fails the test
+      // instead of stalling the suite.
+      if group.wait(timeout: .now() + 5) == .timedOut { kill(process.processIdentifier, SIGKILL) }
+      XCTFail(
+        "\(executable) \(args.joined(separator: " ")) did not finish within \(timeout) s; its threads:\n\(stacks)")
     }
     process.waitUntilExit()
     return RunResult(
       code: process.terminationStatus, stdout: String(decoding: outData.withLock { $0 }, as: UTF8.self),
       stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self))
+  }
+
+  /// What each thread of a hung process is doing, for the failure message: gdb's backtraces
+  /// where gdb is installed (at most 30 s), else each thread's kernel wait channel.
+  static func threadStacks(of pid: Int32) -> String {
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/gdb") {
+      let gdb = Process()
+      gdb.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+      gdb.arguments = ["30", "/usr/bin/gdb", "-p", String(pid), "-batch", "-nx", "-ex", "thread apply all bt 30"]
+      let pipe = Pipe()
+      gdb.standardOutput = pipe
+      gdb.standardError = FileHandle.nullDevice
+      if (try? gdb.run()) != nil {
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        gdb.waitUntilExit()
+        let text = String(decoding: out, as: UTF8.self).split(separator: "\n").filter {
+          $0.hasPrefix("Thread ") || $0.hasPrefix("#")
+        }
+        if !text.isEmpty { return text.prefix(400).joined(separator: "\n") }
+      }
+    }
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.sorted().map { tid in
+      let wchan = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/wchan", encoding: .utf8)) ?? "?"
+      return "thread \(tid): waiting in \(wchan)"
+    }.joined(separator: "\n")
   }
 
   /// Runs `dv args...` in the root and returns its result with the peak RSS (KiB) of that one
