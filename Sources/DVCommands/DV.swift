@@ -33,15 +33,35 @@ public struct DV: ParsableCommand {
     } catch let code as ExitCode {
       Foundation.exit(code.rawValue)
     } catch {
-      let exitCode = Self.exitCode(for: error)
-      let message = Self.fullMessage(for: error)
-      if exitCode == .success {
+      if Self.exitCode(for: error) == .success {
+        let message = Self.fullMessage(for: error)
         if !message.isEmpty { print(message) }
         Foundation.exit(0)
       }
-      FileHandle.standardError.write(Data((message + "\n").utf8))
+      // Bad usage is bad input: one line, and where the command's usage is.
+      let brief = Self.message(for: error).split(separator: "\n").first.map(String.init) ?? "bad usage"
+      let command = (["dv"] + Self.subcommandPath(arguments ?? Array(CommandLine.arguments.dropFirst())))
+        .joined(separator: " ")
+      Terminal.error(Self.withoutErrorPrefix(brief) + " (see `" + command + " --help`)")
       Foundation.exit(2)
     }
+  }
+
+  /// The subcommand names `arguments` start with (`["remote", "add"]` for `remote add s3://...`).
+  static func subcommandPath(_ arguments: [String]) -> [String] {
+    var path: [String] = []
+    var commands = configuration.subcommands
+    for argument in arguments {
+      guard let next = commands.first(where: { $0.configuration.commandName == argument }) else { break }
+      path.append(argument)
+      commands = next.configuration.subcommands
+    }
+    return path
+  }
+
+  /// ArgumentParser's messages may start with "Error: "; Terminal.error adds dv's own prefix.
+  static func withoutErrorPrefix(_ message: String) -> String {
+    message.hasPrefix("Error: ") ? String(message.dropFirst("Error: ".count)) : message
   }
 }
 

@@ -44,8 +44,12 @@ final class InitTests: DVTestCase {
     let version = try dv("--version")
     XCTAssertEqual(version.code, 0)
     XCTAssertFalse(version.stdout.isEmpty)
-    XCTAssertEqual(try dv("frobnicate").code, 2)
-    XCTAssertEqual(try dv("add").code, 2)
+    // Bad usage is one line naming the problem and where the usage is, exit 2.
+    assertFails(try dv("frobnicate"), code: 2, "(see `dv --help`)")
+    assertFails(try dv("add"), code: 2, "(see `dv add --help`)")
+    assertFails(try dv("remote", "add", "--bogus", "x", "y"), code: 2, "--bogus")
+    XCTAssertTrue(try dv("remote", "add", "--bogus", "x", "y").stderr.hasSuffix("(see `dv remote add --help`)\n"))
+    XCTAssertEqual(try dv("add", "--help").code, 0)
   }
 
   func testProgressIsDrawnOnATerminalAndNotInAPipe() throws {
