@@ -24,6 +24,8 @@ ssize_t dv_copy_file_range(int fd_in, int fd_out, size_t len) {
 
 int dv_open(const char *path, int flags, unsigned int mode) { return open(path, flags, (mode_t)mode); }
 
+int dv_openat(int dirfd, const char *name, int flags) { return openat(dirfd, name, flags); }
+
 int dv_fadvise_sequential(int fd) { return posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
 int64_t dv_coarse_clock_resolution_ns(void) {

@@ -172,10 +172,47 @@ public enum FileSystem {
       throw SystemError("removing '\(path)'", errno: errno)
     }
     if (st.st_mode & S_IFMT) == S_IFDIR {
-      for entry in try listDirectory(path) { try removeTree(path + "/" + entry.name) }
+      try path.withCString { try removeContents(of: AT_FDCWD, $0, shownAs: path) }
       if rmdir(path) != 0 { throw SystemError("removing directory '\(path)'", errno: errno) }
     } else if unlink(path) != 0, errno != ENOENT {
       throw SystemError("removing '\(path)'", errno: errno)
+    }
+  }
+
+  /// Empties the directory `name` (relative to `parent`) by its entries' raw names, so names that
+  /// are not UTF-8 (which a String cannot carry) go too; symbolic links are removed, not followed.
+  private static func removeContents(of parent: Int32, _ name: UnsafePointer<CChar>, shownAs shown: String) throws {
+    let fd = dv_openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+    if fd < 0 { throw SystemError("opening directory '\(shown)'", errno: errno) }
+    guard let dir = fdopendir(fd) else {
+      close(fd)
+      throw SystemError("listing '\(shown)'", errno: errno)
+    }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+      let type = entry.pointee.d_type
+      try withUnsafePointer(to: &entry.pointee.d_name) { raw in
+        try raw.withMemoryRebound(to: CChar.self, capacity: 256) { entryName in
+          if strcmp(entryName, ".") == 0 || strcmp(entryName, "..") == 0 { return }
+          var isDirectory = type == UInt8(DT_DIR)
+          if type == UInt8(DT_UNKNOWN) {
+            var st = stat()
+            isDirectory = fstatat(fd, entryName, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+          }
+          let child =
+            shown + "/"
+            + String(decoding: UnsafeRawBufferPointer(start: entryName, count: strlen(entryName)), as: UTF8.self)
+          try FailPoint.beforeWrite()
+          if isDirectory {
+            try removeContents(of: fd, entryName, shownAs: child)
+            if unlinkat(fd, entryName, AT_REMOVEDIR) != 0 {
+              throw SystemError("removing directory '\(child)'", errno: errno)
+            }
+          } else if unlinkat(fd, entryName, 0) != 0, errno != ENOENT {
+            throw SystemError("removing '\(child)'", errno: errno)
+          }
+        }
+      }
     }
   }
 

@@ -45,6 +45,40 @@ final class FileSystemTests: XCTestCase {
     XCTAssertFalse(FileSystem.exists(dir + "/a"))
   }
 
+  func testRemoveTreeRemovesNamesThatAreNotUTF8AndDoesNotFollowLinks() throws {
+    let tree = dir + "/tree"
+    try FileSystem.createDirectory(tree + "/sub")
+    // Names with the byte 0xFF (never UTF-8), a file and a directory holding a file.
+    for name: [UInt8] in [Array("/bad-\u{1}".utf8) + [0xFF], Array("/sub/dir-".utf8) + [0xFE, 0xFF]] {
+      let path = Array(tree.utf8) + name + [0]
+      if name.starts(with: Array("/sub/dir-".utf8)) {
+        XCTAssertEqual(
+          path.withUnsafeBufferPointer {
+            mkdir(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 0o755)
+          }, 0)
+        let file = Array(path.dropLast()) + Array("/f".utf8) + [0]
+        let fd = file.withUnsafeBufferPointer {
+          open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o444)
+        }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        close(fd)
+      } else {
+        let fd = path.withUnsafeBufferPointer {
+          open(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), O_CREAT | O_WRONLY, 0o644)
+        }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        close(fd)
+      }
+    }
+    // A link to a directory outside: removed, the target kept.
+    try FileSystem.createDirectory(dir + "/outside")
+    try FileSystem.writeAtomically("keep\n", to: dir + "/outside/keep.txt")
+    XCTAssertEqual(symlink(dir + "/outside", tree + "/sub/link"), 0)
+    try FileSystem.removeTree(tree)
+    XCTAssertFalse(FileSystem.exists(tree))
+    XCTAssertEqual(try FileSystem.readTextIfPresent(dir + "/outside/keep.txt"), "keep\n")
+  }
+
   func testSecondLockerTimesOutNamingTheHolder() throws {
     let path = dir + "/lock"
     let first = try FileLock(path: path, timeout: 1)

@@ -17,6 +17,9 @@ ssize_t dv_copy_file_range(int fd_in, int fd_out, size_t len);
 /// open(2) with a mode (open is variadic in C and cannot be called with a mode from Swift).
 int dv_open(const char *path, int flags, unsigned int mode);
 
+/// openat(2) for reading a directory entry by its raw name (no mode: nothing is created).
+int dv_openat(int dirfd, const char *name, int flags);
+
 /// posix_fadvise(POSIX_FADV_SEQUENTIAL) on a descriptor: larger readahead for streaming.
 int dv_fadvise_sequential(int fd);
 
