@@ -181,7 +181,18 @@ public final class GCSRemote: Remote {
       bucketSeen.withLock { $0 = true }
       for item in page["items"] as? [[String: Any]] ?? [] {
         guard let name = item["name"] as? String, name.hasPrefix(self.prefix) else { continue }
-        let size = (item["size"] as? String).flatMap { Int64($0) } ?? (item["size"] as? NSNumber)?.int64Value ?? 0
+        // GCS gives sizes as decimal strings; a number is taken too. Anything else, or a
+        // negative size, is a listing dv cannot trust.
+        let given = item["size"]
+        let size: Int64? =
+          given == nil ? 0 : (given as? String).flatMap { Int64($0) } ?? (given as? NSNumber)?.int64Value
+        guard let size, size >= 0 else {
+          throw RemoteError.server(
+            url: remoteURL(prefix), status: response.status,
+            message:
+              "the listing gives \(name.debugDescription) the size \((given.map { "\($0)" } ?? "").debugDescription), not a byte count"
+          )
+        }
         if try !each(String(name.dropFirst(self.prefix.count)), size) { return }
       }
       pageToken = (page["nextPageToken"] as? String).flatMap { $0.isEmpty ? nil : $0 }

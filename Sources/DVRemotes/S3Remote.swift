@@ -170,7 +170,14 @@ public final class S3Remote: Remote {
       let xml = S3XML(page)
       for entry in xml.elements("Contents") {
         guard let key = xml.text("Key", in: entry), key.hasPrefix(rootPrefix) else { continue }
-        let size = xml.text("Size", in: entry).flatMap { Int64($0) } ?? 0
+        let sizeText = xml.text("Size", in: entry)
+        guard let size = sizeText.map({ Int64($0) }) ?? 0, size >= 0 else {
+          throw RemoteError.server(
+            url: displayURL, status: response.status,
+            message:
+              "the listing gives \(key.debugDescription) the size \((sizeText ?? "").debugDescription), not a byte count"
+          )
+        }
         guard try each(String(key.dropFirst(rootPrefix.count)), size) else { return }
       }
       guard xml.text("IsTruncated") == "true" else { return }

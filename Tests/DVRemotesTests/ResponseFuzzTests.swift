@@ -169,6 +169,24 @@ final class ResponseFuzzTests: XCTestCase {
 
   // MARK: - S3
 
+  /// A size that is negative or not a number is not believed: the listing fails with one line.
+  func testListingSizesMustBeByteCounts() throws {
+    for bad in ["-5", "12abc", "99999999999999999999"] {
+      let s3Page = Self.s3Listing.replacingOccurrences(of: "<Size>3</Size>", with: "<Size>\(bad)</Size>")
+      XCTAssertNotEqual(s3Page, Self.s3Listing)
+      let s3 = try s3(GCSHandlerTransport { _ in (200, [:], Array(s3Page.utf8)) })
+      XCTAssertThrowsError(try s3.list(prefix: "") { _, _ in true }) { error in
+        XCTAssertTrue("\(error)".contains("the size \"\(bad)\", not a byte count"), "\(error)")
+      }
+      let gcsPage = Self.gcsListing.replacingOccurrences(of: "\"size\": \"0\"", with: "\"size\": \"\(bad)\"")
+      XCTAssertNotEqual(gcsPage, Self.gcsListing)
+      let gcs = try gcs(GCSHandlerTransport { _ in (200, [:], Array(gcsPage.utf8)) })
+      XCTAssertThrowsError(try gcs.list(prefix: "") { _, _ in true }) { error in
+        XCTAssertTrue("\(error)".contains("not a byte count"), "\(error)")
+      }
+    }
+  }
+
   func testMutatedS3Listings() throws {
     let kind = "s3-listing"
     let runner = FuzzRunner()
