@@ -79,11 +79,26 @@ public final class GCSRemote: Remote {
           remote: name, key: key,
           reason: "is '\(value)'; expected an http(s) URL such as https://storage.googleapis.com")
       }
+      // A bearer token is a password: over plain http it could be read on the way. Only a
+      // server on this machine (a test server) may be reached without TLS.
+      if base.lowercased().hasPrefix("http://") && !Self.isLoopback(base) {
+        throw RemoteError.invalidSetting(
+          remote: name, key: key,
+          reason:
+            "is '\(value)', plain http to another machine: dv would send your Google access token unencrypted; use https://"
+        )
+      }
     }
     self.endpoint = base
     self.tokens = try Self.tokenProvider(
       remote: name, displayURL: displayURL, options: settings.options, environment: environment,
       transport: transport, tuning: tuning)
+  }
+
+  /// True when an http(s) URL's host is this machine (localhost, 127.0.0.0/8, ::1).
+  static func isLoopback(_ url: String) -> Bool {
+    guard let host = URLComponents(string: url)?.host?.lowercased() else { return false }
+    return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
   }
 
   /// The credentials, first found first: the `token` setting, the `credentialpath` setting,

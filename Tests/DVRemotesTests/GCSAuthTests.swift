@@ -279,6 +279,22 @@ final class GCSAuthTests: XCTestCase {
     ) { error in
       guard case RemoteError.invalidSetting(_, "endpoint", _) = error else { return XCTFail("\(error)") }
     }
+    // A token never goes over plain http to another machine; to this machine (a test server) it may.
+    XCTAssertThrowsError(
+      try GCSRemote(
+        settings: RemoteSettings(
+          name: "gcs", url: "gs://my-bucket", options: ["endpoint": "http://gcs.example:8080", "token": "t"]),
+        environment: [:])
+    ) { error in
+      guard case RemoteError.invalidSetting(_, "endpoint", let reason) = error else { return XCTFail("\(error)") }
+      XCTAssertTrue(reason.contains("unencrypted; use https://"), reason)
+    }
+    for local in ["http://127.0.0.1:4443", "http://localhost:4443", "http://[::1]:4443"] {
+      let remote = try GCSRemote(
+        settings: RemoteSettings(name: "gcs", url: "gs://my-bucket", options: ["endpoint": local, "token": "t"]),
+        environment: [:])
+      XCTAssertEqual(remote.endpoint, local)
+    }
   }
 
   func testNoAuthorizationGoesToAnEmulator() throws {
