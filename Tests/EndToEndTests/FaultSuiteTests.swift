@@ -9,9 +9,8 @@ import XCTest
 /// the cache sound. A fault that never goes away ends the command with exit 1 and one line, in
 /// bounded time.
 ///
-/// The data is issue 8's W1 scaled down for test time: 1,000 files of 10 KB in 20 tracked
-/// directories, two files above the pack threshold, and a later push of 24 small files that
-/// travel loose. The fault counts of each phase are printed ("fault-suite ...") for the report.
+/// The data is issue 8's W1: 10,000 files of 10 KB in 100 tracked directories; plus two files
+/// above the pack threshold, and a later push of 24 small files that travel loose. The fault counts of each phase are printed ("fault-suite ...") for the report.
 final class FaultSuiteTests: DVTestCase {
   /// Variables a credential lookup reads, emptied so the developer's own never leak in.
   let isolated: [String: String] = [
@@ -99,12 +98,19 @@ final class FaultSuiteTests: DVTestCase {
     expected[path] = content
   }
 
-  /// W1, scaled: `data/w1/dNN` (20 directories of 50 files of 10 KB) and two large files.
+  /// Issue 8's W1: 100 directories of 100 files of 10 KB.
+  static let w1Directories = 100
+  static let w1FilesPerDirectory = 100
+  static var w1Files: Int { w1Directories * w1FilesPerDirectory }
+
+  /// W1 (`data/w1/dNN`) and two large files.
   func makeW1() throws -> [String] {
     var targets: [String] = []
-    for directory in 0..<20 {
+    for directory in 0..<Self.w1Directories {
       let name = String(format: "data/w1/d%02d", directory)
-      for file in 0..<50 { try track("\(name)/f\(file).txt", Self.content("\(name)/\(file)", bytes: 10_240)) }
+      for file in 0..<Self.w1FilesPerDirectory {
+        try track("\(name)/f\(file).txt", Self.content("\(name)/\(file)", bytes: 10_240))
+      }
       targets.append(name)
     }
     try track("data/big/a.bin", Self.content("large a", bytes: 1_600_000))
@@ -173,7 +179,8 @@ final class FaultSuiteTests: DVTestCase {
     }
 
     let push = try succeed(["push", "-j", "8"], env: env)
-    XCTAssertTrue(push.stdout.hasPrefix("pushed 1,022 objects ("), push.stdout)
+    let pushed = Self.w1Files + Self.w1Directories + 2
+    XCTAssertTrue(push.stdout.hasPrefix("pushed \(Self.grouped(pushed)) objects ("), push.stdout)
     for i in 0..<24 { try track("data/extra/e\(i).txt", Self.content("extra \(i)", bytes: 10_240)) }
     XCTAssertEqual(try dv("add", "data/extra").code, 0)
     let loose = try succeed(["push"], env: env)
@@ -205,7 +212,7 @@ final class FaultSuiteTests: DVTestCase {
       try FileSystem.writeAtomically(bytes, to: root + "/clone/" + file)
     }
     let fetch = try succeed(["fetch"], in: "clone", env: env)
-    XCTAssertTrue(fetch.stdout.hasPrefix("fetched 1,047 objects ("), fetch.stdout)
+    XCTAssertTrue(fetch.stdout.hasPrefix("fetched \(Self.grouped(pushed + 25)) objects ("), fetch.stdout)
     // The run records came along unchanged (they are not content-addressed: a damaged
     // download must not be imported).
     let records = try dv("lineage", "export", "--format", "json", in: "clone")
@@ -226,6 +233,17 @@ final class FaultSuiteTests: DVTestCase {
     XCTAssertGreaterThanOrEqual(try proxy.injected(), 20, "faults were injected: \(counts)")
     let kinds = FaultProxy.randomKinds.filter { (counts[$0] ?? 0) > 0 }
     XCTAssertGreaterThanOrEqual(kinds.count, 5, "faults of (almost) every kind: \(counts)")
+  }
+
+  /// `n` with thousands separators, as dv prints counts.
+  static func grouped(_ n: Int) -> String {
+    let digits = String(n)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+      if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+      out.append(c)
+    }
+    return out
   }
 
   /// Pointer files under data/, workspace-relative.
