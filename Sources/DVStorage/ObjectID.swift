@@ -95,7 +95,11 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
     hasher.combine(words.1)
   }
 
+  /// Byte order (as hex sorts), without building arrays: each word read big-endian.
   public static func < (a: ObjectID, b: ObjectID) -> Bool {
-    a.bytes.lexicographicallyPrecedes(b.bytes)
+    if a.words.0 != b.words.0 { return a.words.0.bigEndian < b.words.0.bigEndian }
+    if a.words.1 != b.words.1 { return a.words.1.bigEndian < b.words.1.bigEndian }
+    if a.words.2 != b.words.2 { return a.words.2.bigEndian < b.words.2.bigEndian }
+    return a.words.3.bigEndian < b.words.3.bigEndian
   }
 }

@@ -35,4 +35,14 @@ final class HashingTests: StorageTestCase {
     XCTAssertNil(ObjectID("md5:ba7816bf8f01cfea414140de5dae2223"))
     XCTAssertNil(ObjectID("sha256:abc"))
   }
+
+  func testIdsOrderAsTheirHexDoes() {
+    var generator = SystemRandomNumberGenerator()
+    var ids = (0..<500).map { _ in ObjectID(bytes: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }) }
+    // Ids that differ only in a late byte, and equal ones.
+    let base = [UInt8](repeating: 7, count: 31)
+    ids += [ObjectID(bytes: base + [1]), ObjectID(bytes: base + [2]), ObjectID(bytes: base + [2])]
+    XCTAssertEqual(ids.sorted().map(\.hex), ids.map(\.hex).sorted())
+    XCTAssertFalse(ObjectID(bytes: base + [2]) < ObjectID(bytes: base + [2]))
+  }
 }
