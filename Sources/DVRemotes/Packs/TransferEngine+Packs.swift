@@ -93,23 +93,6 @@ extension TransferEngine {
       batch.append((entry.id, Array(bytes)))
     }
     var failure: Error?
-    defer {
-      if !batch.isEmpty {
-        do {
-          try FailPoint.hit("transfer:store")
-          try store(batch)
-          self.progress.advance(items: batch.count, bytes: 0)
-          results.withLock {
-            $0.transferred += batch.count
-            $0.bytes += batch.reduce(0) { $0 + Int64($1.bytes.count) }
-          }
-        } catch {
-          results.withLock { summary in
-            for object in batch { summary.failed.append((object.id, error)) }
-          }
-        }
-      }
-    }
     do {
       try retrying {
         try remote.read(PackFormat.packKey(segment.pack), range: segment.range, into: extractor) { n in
@@ -126,9 +109,31 @@ extension TransferEngine {
     } catch {
       failure = error
     }
+    storeVerified(batch, store: store, results: results)
     if extractor.undelivered.isEmpty { return [] }
     progress.advance(items: 0, bytes: -received.withLock { $0 })
     return extractor.undelivered.map { (segment.pack, $0, failure) }
+  }
+
+  /// Hands a segment's verified objects to `store` and counts them; if storing fails (a full
+  /// disk), each of them is a failure with that error.
+  private func storeVerified(
+    _ batch: [(id: String, bytes: [UInt8])], store: ObjectBatchStore, results: Locked<TransferSummary>
+  ) {
+    guard !batch.isEmpty else { return }
+    do {
+      try FailPoint.hit("transfer:store")
+      try store(batch)
+      progress.advance(items: batch.count, bytes: 0)
+      results.withLock {
+        $0.transferred += batch.count
+        $0.bytes += batch.reduce(0) { $0 + Int64($1.bytes.count) }
+      }
+    } catch {
+      results.withLock { summary in
+        for object in batch { summary.failed.append((object.id, error)) }
+      }
+    }
   }
 
   /// Reads one object from a pack by itself, after its segment failed. A final failure is
