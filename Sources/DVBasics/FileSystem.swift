@@ -67,6 +67,28 @@ public enum FileSystem {
     return result
   }
 
+  /// Reads `length` bytes of a file from `offset`; fewer when the file ends first.
+  public static func readRange(of path: String, offset: Int64, length: Int) throws -> [UInt8] {
+    let fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
+    if fd < 0 { throw SystemError("opening '\(path)'", errno: errno) }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: length)
+    var done = 0
+    try bytes.withUnsafeMutableBytes { out in
+      while done < out.count {
+        let n = pread(fd, out.baseAddress! + done, out.count - done, off_t(offset) + off_t(done))
+        if n < 0 {
+          if errno == EINTR { continue }
+          throw SystemError("reading '\(path)'", errno: errno)
+        }
+        if n == 0 { break }
+        done += n
+      }
+    }
+    if done < length { bytes.removeLast(length - done) }
+    return bytes
+  }
+
   /// Reads a whole (small) text file; nil when it does not exist.
   public static func readTextIfPresent(_ path: String) throws -> String? {
     guard let bytes = try readFileIfPresent(path) else { return nil }

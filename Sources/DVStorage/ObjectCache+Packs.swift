@@ -81,27 +81,10 @@ final class CachePacks: @unchecked Sendable {
     withLoaded { $0.members }
   }
 
-  /// The bytes of a packed object, unverified.
+  /// The bytes of a packed object, unverified (a short pack gives fewer, which the caller's
+  /// hash check catches).
   func bytes(at location: Location, id: ObjectID) throws -> [UInt8] {
-    let path = packPath(location.pack)
-    let fd = dv_open(path, O_RDONLY | O_CLOEXEC, 0)
-    if fd < 0 { throw SystemError("opening pack \(location.pack.short) for object \(id.short)", errno: errno) }
-    defer { close(fd) }
-    var bytes = [UInt8](repeating: 0, count: Int(location.length))
-    var done = 0
-    try bytes.withUnsafeMutableBytes { out in
-      while done < out.count {
-        let n = pread(fd, out.baseAddress! + done, out.count - done, off_t(location.offset) + off_t(done))
-        if n < 0 {
-          if errno == EINTR { continue }
-          throw SystemError("reading object \(id.short) from '\(path)'", errno: errno)
-        }
-        if n == 0 { break }
-        done += n
-      }
-    }
-    // A short pack reads as a corrupt object: the caller's hash check catches it.
-    return done == bytes.count ? bytes : Array(bytes[0..<done])
+    try FileSystem.readRange(of: packPath(location.pack), offset: location.offset, length: Int(location.length))
   }
 
   func added(_ pack: ObjectID, _ slots: [PackLayout.Slot]) {
@@ -217,15 +200,15 @@ extension ObjectCache {
     return bytes
   }
 
-  /// The loose file of an object, written from its pack when it has none yet (a push or a
-  /// link-type checkout needs a file of its own).
-  public func looseFile(for id: ObjectID) throws -> String? {
-    let path = path(for: id)
-    if FileSystem.exists(path) { return path }
+  /// The loose file of an object and its size, the file written from the object's pack when
+  /// it has none yet (a push or a link-type checkout needs a file of its own); nil when the
+  /// object is not cached.
+  public func looseFile(for id: ObjectID) throws -> (path: String, size: Int64)? {
+    if let stat = objectStat(id) { return (path(for: id), stat.size) }
     guard let location = packs.location(of: id) else { return nil }
     let bytes = try packedBytes(id, at: location)
     _ = try bytes.withUnsafeBytes { try store($0, verifiedAs: id) }
-    return path
+    return (path(for: id), Int64(bytes.count))
   }
 
   /// Writes a packed object to a new workspace file and renames it over `path`.

@@ -459,7 +459,7 @@ public final class ObjectCache: @unchecked Sendable {
         return .copy
       }
       guard let loose = try looseFile(for: id) else { throw StorageError.missingObject(id, forPath: path) }
-      object = loose
+      object = loose.path
     }
     for type in types where !unsupported.withLock({ $0.contains(type) }) {
       switch type {

@@ -67,11 +67,11 @@ extension Workspace {
     var manifestItems: [UploadItem] = []
     var seen = Set<ObjectID>()
     for id in ids where missing.contains(id.hex) && seen.insert(id).inserted {
-      guard let path = try cache.looseFile(for: id), let stat = try FileStat.of(path) else {
+      guard let (path, size) = try cache.looseFile(for: id) else {
         if let path = owner[id], !notCached.contains(path) { notCached.append(path) }
         continue
       }
-      let item = UploadItem(id: id.hex, path: path, size: stat.size)
+      let item = UploadItem(id: id.hex, path: path, size: size)
       if manifests.contains(id) { manifestItems.append(item) } else { files.append(item) }
     }
     var summary = try engine.upload(files, missing: missing)

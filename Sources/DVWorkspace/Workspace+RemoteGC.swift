@@ -180,10 +180,10 @@ extension Workspace {
     if !absent.isEmpty { try cache.sync() }
     var items: [UploadItem] = []
     for id in objectIDs {
-      guard let path = try cache.looseFile(for: id), let stat = try FileStat.of(path) else {
+      guard let (path, size) = try cache.looseFile(for: id) else {
         throw StorageError.missingObject(id, forPath: id.short)
       }
-      items.append(UploadItem(id: id.hex, path: path, size: stat.size))
+      items.append(UploadItem(id: id.hex, path: path, size: size))
     }
     let before = Set(engine.catalog?.indexes.keys.map { $0 } ?? [])
     try engine.upload(items, missing: Set(ids)).throwIfFailed()

@@ -79,6 +79,14 @@ final class FileSystemTests: XCTestCase {
     XCTAssertEqual(try FileSystem.readTextIfPresent(dir + "/outside/keep.txt"), "keep\n")
   }
 
+  func testReadRangeReadsFromAnOffsetAndStopsAtTheEnd() throws {
+    let path = dir + "/range.bin"
+    try FileSystem.writeAtomically("0123456789", to: path)
+    XCTAssertEqual(try FileSystem.readRange(of: path, offset: 3, length: 4), Array("3456".utf8))
+    XCTAssertEqual(try FileSystem.readRange(of: path, offset: 8, length: 5), Array("89".utf8), "short at the end")
+    XCTAssertThrowsError(try FileSystem.readRange(of: dir + "/missing", offset: 0, length: 1))
+  }
+
   func testSecondLockerTimesOutNamingTheHolder() throws {
     let path = dir + "/lock"
     let first = try FileLock(path: path, timeout: 1)

@@ -86,7 +86,9 @@ final class CachePacksTests: StorageTestCase {
       .hardlink)
     XCTAssertEqual(try FileSystem.readFileIfPresent(link), batch[4].bytes)
     XCTAssertTrue(FileSystem.exists(next.path(for: batch[4].id)), "the link's target is a loose object")
-    XCTAssertEqual(try next.looseFile(for: batch[5].id), next.path(for: batch[5].id))
+    let loose = try XCTUnwrap(try next.looseFile(for: batch[5].id))
+    XCTAssertEqual(loose.path, next.path(for: batch[5].id))
+    XCTAssertEqual(loose.size, Int64(batch[5].bytes.count))
     XCTAssertEqual(try FileSystem.readFileIfPresent(next.path(for: batch[5].id)), batch[5].bytes)
     XCTAssertEqual(Set(try next.allObjects().map(\.id)).count, 20, "a loose copy is not counted twice")
   }
