@@ -8,6 +8,9 @@ import PackageDescription
 let staticRuntime: [SwiftSetting] = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
 let staticLinking: [LinkerSetting] = [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]
 
+// Each target's README.md says what lives there; it is documentation, not a resource.
+let readme = ["README.md"]
+
 let package = Package(
   name: "dv",
   platforms: [.macOS(.v13)],
@@ -27,24 +30,27 @@ let package = Package(
     // zlib, for gzip-compressed inputs and outputs of the data plugins.
     .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
     // libcurl and typed shims for its variadic calls.
-    .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
+    .target(name: "CCurl", path: "Sources/CCurl", exclude: readme, linkerSettings: [.linkedLibrary("curl")]),
     // Linux calls Swift cannot make directly (variadic ioctl for reflinks, syncfs, copy_file_range).
-    .target(name: "CDVSystem", path: "Sources/CDVSystem"),
+    .target(name: "CDVSystem", path: "Sources/CDVSystem", exclude: readme),
     // Workspace-confined paths, atomic writes, file copy/link, flock, diagnostics, progress protocol.
-    .target(name: "DVBasics", dependencies: ["CDVSystem"], swiftSettings: staticRuntime),
+    .target(name: "DVBasics", dependencies: ["CDVSystem"], exclude: readme, swiftSettings: staticRuntime),
     // Hashing, object ids, tree manifests, the local cache, the stat cache, checkout links, gc, fsck.
     .target(
       name: "DVStorage",
       dependencies: ["DVBasics", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // stages.yaml: model, loader with file:line:column errors, templating, the stage graph.
     .target(
       name: "DVPipeline",
       dependencies: ["DVBasics", "DVStorage", .product(name: "Yams", package: "Yams")],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // The HTTP transport over libcurl with its retry policy; the remotes issue adds S3, GCS, local.
     .target(
-      name: "DVRemotes", dependencies: ["DVBasics", "DVStorage", "CCurl", "COpenSSL"], swiftSettings: staticRuntime),
+      name: "DVRemotes", dependencies: ["DVBasics", "DVStorage", "CCurl", "COpenSSL"], exclude: readme,
+      swiftSettings: staticRuntime),
     // Built-in data plugins (download, validate, dedup, split, profile) and their table streams.
     .target(
       name: "DVPlugins",
@@ -52,11 +58,13 @@ let package = Package(
         "DVBasics", "DVStorage", "DVPipeline", "DVRemotes", "CZlib", "COpenSSL",
         .product(name: "Yams", package: "Yams"),
       ],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // The lineage ledger (.pipeline/lineage.db): schema, migrations, recording, queries, exporters.
     .target(
       name: "DVLineage",
       dependencies: ["DVBasics", "DVStorage", .product(name: "GRDB", package: "GRDB.swift")],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // The façade: one type per workspace operation, config, pointer files, the writer lock.
     .target(
@@ -65,6 +73,7 @@ let package = Package(
         "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", "DVRemotes",
         .product(name: "Yams", package: "Yams"),
       ],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // swift-argument-parser commands: parse, call one DVWorkspace operation, render.
     .target(
@@ -73,10 +82,11 @@ let package = Package(
         "DVBasics", "DVPipeline", "DVPlugins", "DVRemotes", "DVWorkspace",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
+      exclude: readme,
       swiftSettings: staticRuntime),
     // The executable: Entrypoint.swift only.
     .executableTarget(
-      name: "dv", dependencies: ["DVCommands"], swiftSettings: staticRuntime, linkerSettings: staticLinking),
+      name: "dv", dependencies: ["DVCommands"], exclude: readme, swiftSettings: staticRuntime, linkerSettings: staticLinking),
 
     // Seeded mutation of valid inputs and a watchdog, for the bad-input (fuzz) suites; tests only.
     .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),
@@ -87,7 +97,7 @@ let package = Package(
     .testTarget(name: "DVRemotesTests", dependencies: ["DVRemotes", "DVBasics", "FuzzSupport"]),
     .testTarget(name: "DVPluginsTests", dependencies: ["DVPlugins", "DVPipeline", "DVBasics"]),
     .testTarget(name: "DVLineageTests", dependencies: ["DVLineage", "DVBasics", "FuzzSupport"]),
-    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline", "DVStorage", "FuzzSupport"]),
+    .testTarget(name: "DVWorkspaceTests", dependencies: ["DVWorkspace", "DVPipeline", "DVRemotes", "DVStorage", "FuzzSupport"]),
     .testTarget(name: "EndToEndTests", dependencies: ["DVBasics", "DVStorage", "FuzzSupport"]),
   ],
   swiftLanguageModes: [.v5]
