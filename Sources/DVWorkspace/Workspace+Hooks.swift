@@ -24,8 +24,11 @@ public struct HookSettings: Sendable, Equatable {
 
   public init() {}
 
+  /// The settings of the `hooks:` section.
+  static let keys: Set<String> = ["pre_commit", "pre_push", "post_checkout"]
+
   mutating func apply(_ file: YAMLFile, _ node: Yams.Node) throws {
-    for item in try file.mapping(node, allowed: ["pre_commit", "pre_push", "post_checkout"], what: "'hooks'") {
+    for item in try file.mapping(node, allowed: Self.keys, what: "'hooks'") {
       let value = item.value.scalar?.string ?? ""
       switch item.key {
       case "pre_commit":

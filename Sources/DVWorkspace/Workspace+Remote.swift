@@ -91,7 +91,7 @@ extension Workspace {
     defer { lock.release() }
     try editConfig(local: local) { editor in
       editor.setRemoteSetting(name, key: "url", value: url)
-      if makeDefault { editor.defaultRemote = .some(name) }
+      if makeDefault { editor.setDefaultRemote(name) }
     }
   }
 
@@ -103,7 +103,7 @@ extension Workspace {
     for local in [false, true] {
       try editConfig(local: local) { editor in
         editor.removeRemote(name)
-        if editor.currentDefault == name { editor.defaultRemote = .some(nil) }
+        if editor.currentDefault == name { editor.setDefaultRemote(nil) }
       }
     }
   }
@@ -176,7 +176,7 @@ extension Workspace {
   }
 
   /// Reads a config file, lets `body` change it, and writes it back atomically.
-  private func editConfig(local: Bool, _ body: (inout ConfigFileEditor) throws -> Void) throws {
+  func editConfig(local: Bool, _ body: (inout ConfigFileEditor) throws -> Void) throws {
     let file = local ? "config.local.yaml" : "config.yaml"
     let path = pipelineDirectory + "/" + file
     let original = try FileSystem.readTextIfPresent(path)
@@ -188,152 +188,3 @@ extension Workspace {
   }
 }
 
-/// Edits the `remotes:` section and `core.remote` of a config file, keeping every other line
-/// (and its comments) as it was.
-struct ConfigFileEditor {
-  private var lines: [String]
-  private let name: String
-  /// Remotes in file order, each with its settings in file order.
-  private var remotes: [(name: String, settings: [(key: String, value: String)])] = []
-  private var remotesChanged = false
-  /// `core.remote` as read.
-  private(set) var currentDefault: String?
-  /// `core.remote` to write: nil leaves it, `.some(nil)` removes it.
-  var defaultRemote: String??
-
-  init(text: String, name: String) throws {
-    self.name = name
-    lines = text.components(separatedBy: "\n")
-    if lines.last == "" { lines.removeLast() }
-    let node: Node?
-    do {
-      node = try Yams.compose(yaml: text)
-    } catch {
-      throw FileFormatError.invalid(
-        SourceLocation(file: name, line: 1, column: 1), "not valid YAML; fix it by hand first (\(error))")
-    }
-    guard let mapping = node?.mapping else { return }
-    if let core = mapping["core"]?.mapping, let remote = core["remote"]?.scalar?.string { currentDefault = remote }
-    if let entries = mapping["remotes"]?.mapping {
-      for (nameNode, settingsNode) in entries {
-        guard let remoteName = nameNode.scalar?.string else { continue }
-        var settings: [(String, String)] = []
-        for (key, value) in settingsNode.mapping ?? [:] {
-          if let key = key.scalar?.string, let value = value.scalar?.string { settings.append((key, value)) }
-        }
-        remotes.append((remoteName, settings))
-      }
-    }
-  }
-
-  mutating func setRemoteSetting(_ remote: String, key: String, value: String) {
-    remotesChanged = true
-    guard let index = remotes.firstIndex(where: { $0.name == remote }) else {
-      remotes.append((remote, [(key, value)]))
-      return
-    }
-    if let at = remotes[index].settings.firstIndex(where: { $0.key == key }) {
-      remotes[index].settings[at].value = value
-    } else if key == "url" {
-      remotes[index].settings.insert((key, value), at: 0)
-    } else {
-      remotes[index].settings.append((key, value))
-    }
-  }
-
-  mutating func removeRemote(_ remote: String) {
-    guard let index = remotes.firstIndex(where: { $0.name == remote }) else { return }
-    remotes.remove(at: index)
-    remotesChanged = true
-  }
-
-  /// The edited text.
-  func text() throws -> String {
-    var out = lines
-    if remotesChanged {
-      out = Self.removingBlock("remotes", from: out)
-      if !remotes.isEmpty {
-        out.append("remotes:")
-        for remote in remotes {
-          out.append("  " + Self.scalar(remote.name) + ":")
-          for setting in remote.settings {
-            out.append("    " + Self.scalar(setting.key) + ": " + Self.scalar(setting.value))
-          }
-        }
-      }
-    }
-    if let change = defaultRemote {
-      out = try Self.settingCoreRemote(change, in: out, file: name)
-    }
-    let text = out.joined(separator: "\n") + "\n"
-    do {
-      _ = try Yams.compose(yaml: text)
-    } catch {
-      throw FileFormatError.invalid(
-        SourceLocation(file: name, line: 1, column: 1), "dv could not edit it safely; edit it by hand (\(error))")
-    }
-    return text
-  }
-
-  /// A YAML scalar, quoted when plain style would read back differently.
-  static func scalar(_ value: String) -> String {
-    let plain = value.range(of: "^[A-Za-z0-9_./][A-Za-z0-9_./:@+=-]*$", options: .regularExpression) != nil
-    if plain, let reads = (try? Yams.load(yaml: value)) as? String, reads == value { return value }
-    var quoted = "\""
-    for c in value.unicodeScalars {
-      switch c {
-      case "\"": quoted += "\\\""
-      case "\\": quoted += "\\\\"
-      case "\n": quoted += "\\n"
-      case "\t": quoted += "\\t"
-      default: quoted.unicodeScalars.append(c)
-      }
-    }
-    return quoted + "\""
-  }
-
-  /// Whether a line starts the top-level key `key`.
-  private static func startsKey(_ line: String, _ key: String) -> Bool {
-    line == key + ":" || line.hasPrefix(key + ":") && (line.dropFirst(key.count + 1).first.map { $0 == " " } ?? true)
-  }
-
-  /// The lines without the top-level block `key:` (its line and the indented lines after it).
-  private static func removingBlock(_ key: String, from lines: [String]) -> [String] {
-    var out: [String] = []
-    var inside = false
-    for line in lines {
-      if startsKey(line, key) {
-        inside = true
-        continue
-      }
-      if inside && (line.isEmpty || line.first == " " || line.first == "\t") { continue }
-      inside = false
-      out.append(line)
-    }
-    return out
-  }
-
-  /// The lines with `core.remote` set to `name` (or removed when nil).
-  private static func settingCoreRemote(_ name: String?, in lines: [String], file: String) throws -> [String] {
-    guard let start = lines.firstIndex(where: { startsKey($0, "core") }) else {
-      return name.map { lines + ["core:", "  remote: " + scalar($0)] } ?? lines
-    }
-    let rest = lines[start].dropFirst("core:".count).trimmingCharacters(in: .whitespaces)
-    guard rest.isEmpty || rest.hasPrefix("#") else {
-      throw FileFormatError.invalid(
-        SourceLocation(file: file, line: 1, column: 1), "dv edits 'core' only in block style (core:\\n  remote: NAME)")
-    }
-    var out = Array(lines[...start])
-    var end = start + 1
-    var indent = "  "
-    while end < lines.count, lines[end].isEmpty || lines[end].first == " " || lines[end].first == "\t" {
-      let line = lines[end]
-      let trimmed = line.drop { $0 == " " || $0 == "\t" }
-      if !trimmed.isEmpty && !trimmed.hasPrefix("#") { indent = String(line.prefix(line.count - trimmed.count)) }
-      if !(trimmed.hasPrefix("remote:") && line.count - trimmed.count == indent.count) { out.append(line) }
-      end += 1
-    }
-    if let name { out.insert(indent + "remote: " + scalar(name), at: start + 1) }
-    return out + lines[end...]
-  }
-}

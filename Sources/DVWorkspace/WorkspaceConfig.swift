@@ -23,12 +23,36 @@ public struct WorkspaceConfig: Sendable, Equatable {
 
   public init() {}
 
+  /// The two files, in the order they are applied: the committed one, then the local overrides.
+  static let fileNames = ["config.yaml", "config.local.yaml"]
+
+  /// The settings of each section other than `remotes:` (`dv config SECTION.KEY`).
+  static let sections: [String: Set<String>] = [
+    "core": ["no_scm", "remote"],
+    "cache": ["type"],
+    "hooks": HookSettings.keys,
+  ]
+
   /// Reads the committed config and the local overrides.
   static func load(pipelineDirectory: String) throws -> WorkspaceConfig {
+    try parse(
+      fileNames.map { name in
+        (name: ".pipeline/" + name, text: try FileSystem.readTextIfPresent(pipelineDirectory + "/" + name))
+      })
+  }
+
+  /// The settings of config files' texts (nil for an absent file), applied in order.
+  static func parse(_ files: [(name: String, text: String?)]) throws -> WorkspaceConfig {
     var config = WorkspaceConfig()
-    for name in ["config.yaml", "config.local.yaml"] {
-      guard let text = try FileSystem.readTextIfPresent(pipelineDirectory + "/" + name) else { continue }
-      try config.apply(YAMLFile(text: text, name: ".pipeline/" + name))
+    for file in files {
+      guard let text = file.text else { continue }
+      do {
+        try config.apply(YAMLFile(text: text, name: file.name))
+      } catch FileFormatError.invalid(let location, let message) where message.contains("duplicated keys") {
+        // Typically a block appended by a script to a file that had one.
+        throw FileFormatError.invalid(
+          location, message + "; keep one of them (`dv config SECTION.KEY VALUE` changes a setting in place)")
+      }
     }
     return config
   }
@@ -36,12 +60,12 @@ public struct WorkspaceConfig: Sendable, Equatable {
   private mutating func apply(_ file: YAMLFile) throws {
     guard file.root != nil else { return }
     let entries = try file.rootMapping(
-      allowed: ["version", "core", "cache", "remotes", "hooks"], what: "the config")
+      allowed: Set(Self.sections.keys).union(["version", "remotes"]), what: "the config")
     try file.checkVersion(entries, supported: Self.version)
     for entry in entries {
       switch entry.key {
       case "core":
-        for item in try file.mapping(entry.value, allowed: ["no_scm", "remote"], what: "'core'") {
+        for item in try file.mapping(entry.value, allowed: Self.sections["core"]!, what: "'core'") {
           if item.key == "remote" {
             guard let name = item.value.scalar?.string, !name.isEmpty else {
               throw file.error(item.value, "core.remote must be the name of a remote")
@@ -69,7 +93,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
           remotes[name] = remote
         }
       case "cache":
-        for item in try file.mapping(entry.value, allowed: ["type"], what: "'cache'") {
+        for item in try file.mapping(entry.value, allowed: Self.sections["cache"]!, what: "'cache'") {
           let values: [Yams.Node]
           if let sequence = item.value.sequence { values = Array(sequence) } else { values = [item.value] }
           var types: [LinkType] = []
