@@ -187,3 +187,11 @@ int dv_wait_any_exit_code(int *pid) {
 }
 
 int dv_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+#include <sys/vfs.h>
+
+long long dv_filesystem_magic(const char *path) {
+  struct statfs info;
+  if (statfs(path, &info) != 0) return -1;
+  return (long long)info.f_type;
+}

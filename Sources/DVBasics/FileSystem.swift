@@ -169,6 +169,20 @@ public enum FileSystem {
     if dv_syncfs(fd) != 0 { throw SystemError("syncing the filesystem of '\(path)'", errno: errno) }
   }
 
+  /// The name of the filesystem type holding `path` (`ext4`, `btrfs`, `xfs`, `tmpfs`, ...), from
+  /// statfs(2)'s magic number; `0x...` for one dv does not name, `unknown` when statfs fails.
+  public static func filesystemType(of path: String) -> String {
+    let type = dv_filesystem_magic(path)
+    guard type >= 0 else { return "unknown" }
+    let names: [UInt: String] = [
+      0xEF53: "ext4", 0x9123_683E: "btrfs", 0x5846_5342: "xfs", 0x0102_1994: "tmpfs", 0x794C_7630: "overlay",
+      0x6969: "nfs", 0x2FC1_2FC1: "zfs", 0x6573_5546: "fuse", 0xFF53_4D42: "cifs", 0x5346_544E: "ntfs",
+      0x4D44: "vfat", 0xF2F5_2010: "f2fs", 0x0BD0_0BD0: "lustre", 0x4750_4653: "gpfs", 0x0000_0BAD: "beegfs",
+    ]
+    let magic = UInt(UInt32(truncatingIfNeeded: type))
+    return names[magic] ?? "0x" + String(magic, radix: 16)
+  }
+
   /// The names in a directory (without "." and ".."), unsorted.
   public static func listDirectory(_ path: String) throws -> [(name: String, type: UInt8)] {
     guard let dir = opendir(path) else { throw SystemError("listing '\(path)'", errno: errno) }

@@ -50,8 +50,10 @@ public enum RemoteFactory {
   /// The remote for `settings`: `s3://` and `gs://` buckets, or a directory (a path relative to
   /// `root`, absolute, or `file://`). Throws `RemoteError` (bad URL, bad settings, missing
   /// credentials: bad input).
+  /// `retry` nil keeps each remote's own policy; `RetryPolicy.none` asks once (`dv doctor`).
   public static func make(
-    _ settings: RemoteSettings, environment: [String: String], relativeTo root: String? = nil
+    _ settings: RemoteSettings, environment: [String: String], relativeTo root: String? = nil,
+    retry: RetryPolicy? = nil
   ) throws -> Remote {
     let scheme = try RemoteScheme(url: settings.url)
     if let key = settings.options.keys.sorted().first(where: { !scheme.settingKeys.contains($0) }) {
@@ -63,7 +65,7 @@ public enum RemoteFactory {
     }
     switch scheme {
     case .s3, .gcs:
-      return try makeNetworkRemote(scheme, settings, environment: environment)
+      return try makeNetworkRemote(scheme, settings, environment: environment, retry: retry)
     case .local:
       return LocalRemote(root: try localPath(settings.url, relativeTo: root), displayURL: settings.url)
     }
@@ -87,12 +89,17 @@ public enum RemoteFactory {
   }
 
   private static func makeNetworkRemote(
-    _ scheme: RemoteScheme, _ settings: RemoteSettings, environment: [String: String]
+    _ scheme: RemoteScheme, _ settings: RemoteSettings, environment: [String: String], retry: RetryPolicy?
   ) throws -> Remote {
     let transport = try RemoteTimeouts.transport(CurlTransport.shared, settings: settings)
     switch scheme {
-    case .s3: return try S3Remote(settings: settings, environment: environment, transport: transport)
-    default: return try GCSRemote(settings: settings, environment: environment, transport: transport)
+    case .s3:
+      return try S3Remote(
+        settings: settings, environment: environment, transport: transport, retryPolicy: retry ?? RetryPolicy())
+    default:
+      var tuning = GCSTuning()
+      if let retry { tuning.retry = retry }
+      return try GCSRemote(settings: settings, environment: environment, transport: transport, tuning: tuning)
     }
   }
 }

@@ -86,4 +86,7 @@ void dv_forward_signals_install(void);
 /// child was killed, or -1 with errno.
 int dv_wait_exit_code(int pid);
 
+/// statfs(2)'s f_type (the filesystem's magic number) for `path`, or -1 with errno.
+long long dv_filesystem_magic(const char *path);
+
 #endif
