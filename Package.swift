@@ -83,10 +83,14 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       exclude: readme,
-      swiftSettings: staticRuntime),
+      swiftSettings: staticRuntime,
+      plugins: ["BuildRevision"]),
     // The executable: Entrypoint.swift only.
     .executableTarget(
       name: "dv", dependencies: ["DVCommands"], exclude: readme, swiftSettings: staticRuntime, linkerSettings: staticLinking),
+
+    // Writes the git revision being built into DVCommands, for `dv --version`.
+    .plugin(name: "BuildRevision", capability: .buildTool()),
 
     // Seeded mutation of valid inputs and a watchdog, for the bad-input (fuzz) suites; tests only.
     .target(name: "FuzzSupport", path: "Tests/FuzzSupport"),

@@ -5,7 +5,8 @@ import Foundation
 
 /// The `dv` command: parses, runs one workspace operation, renders the result.
 public struct DV: ParsableCommand {
-  public static let version = Workspace.dvVersion
+  /// The release and the git revision it was built from: `0.1.0 (git 8ba2844c1f0e)`.
+  public static let version = "\(Workspace.dvVersion) (git \(buildRevision))"
 
   public static let configuration = CommandConfiguration(
     commandName: "dv",
