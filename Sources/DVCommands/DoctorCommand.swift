@@ -53,7 +53,7 @@ struct DoctorCommand: ParsableCommand {
     if let problem = report.hooksProblem {
       print("git hooks: none (\(problem))")
     } else {
-      let hooks = report.hooks.map { "\($0.hook.rawValue) \(Self.stateName($0.state))" }
+      let hooks = report.hooks.map { "\($0.hook.rawValue) \($0.state.rawValue)" }
       print("git hooks (\(report.hooksDirectory ?? "")): " + hooks.joined(separator: ", "))
     }
   }
@@ -79,21 +79,12 @@ struct DoctorCommand: ParsableCommand {
         entry["reason"] = remote.failure
         return entry
       },
-      "hooks": report.hooks.map { ["name": $0.hook.rawValue, "state": Self.stateName($0.state)] },
+      "hooks": report.hooks.map { ["name": $0.hook.rawValue, "state": $0.state.rawValue] },
     ]
     workspace["effective_cache_type"] = report.effectiveCacheType?.rawValue
     workspace["hooks_directory"] = report.hooksDirectory
     workspace["hooks_problem"] = report.hooksProblem
     object["workspace"] = workspace
     return object
-  }
-
-  static func stateName(_ state: HookState) -> String {
-    switch state {
-    case .installed: return "installed"
-    case .modified: return "modified"
-    case .foreign: return "foreign"
-    case .absent: return "absent"
-    }
   }
 }

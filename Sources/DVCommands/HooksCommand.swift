@@ -80,15 +80,12 @@ struct HooksStatusCommand: ParsableCommand {
 
   func run() throws {
     let directory = try global.workspace().gitHooksDirectory()
-    let states: [HookState: String] = [
-      .installed: "installed", .modified: "modified", .foreign: "foreign", .absent: "absent",
-    ]
     if json {
       try Terminal.printJSON([
         "directory": directory.path,
         "hooks": GitHook.allCases.map { hook -> [String: Any] in
           let status = directory.status(hook)
-          return ["name": hook.rawValue, "state": states[status.state]!, "chains": status.chainsForeignHook]
+          return ["name": hook.rawValue, "state": status.state.rawValue, "chains": status.chainsForeignHook]
         },
       ])
       return

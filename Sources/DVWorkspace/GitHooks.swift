@@ -24,7 +24,7 @@ public enum GitHook: String, CaseIterable, Sendable {
 }
 
 /// What a hook file in the hooks directory is.
-public enum HookState: Sendable, Hashable {
+public enum HookState: String, Sendable, Hashable {
   /// No file.
   case absent
   /// dv's script, as `dv hooks install` writes it.
