@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// dv: content-addressed data versioning and pipelines. Targets depend downward only (DESIGN.md §11).
+// dv: content-addressed data versioning and pipelines. Targets depend downward only (docs/architecture.md §11).
 import PackageDescription
 
 // Release builds link the Swift runtime and Foundation statically: startup drops from ~12 ms to

@@ -1,4 +1,4 @@
-/// How a failure should end the process: the exit code contract of DESIGN.md §1.
+/// How a failure should end the process: the exit code contract of docs/architecture.md §1.
 public enum FailureKind: Sendable, Equatable {
   /// Bad usage or bad input (malformed file, path outside the workspace): exit code 2.
   case badInput

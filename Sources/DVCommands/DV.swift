@@ -22,7 +22,7 @@ public struct DV: ParsableCommand {
   public init() {}
 
   /// Runs the command line, mapping every failure to one line on stderr and the exit codes of
-  /// DESIGN.md §1: 0 ok, 1 a check or operation failed, 2 bad usage or bad input.
+  /// docs/architecture.md §1: 0 ok, 1 a check or operation failed, 2 bad usage or bad input.
   public static func run(arguments: [String]? = nil) -> Never {
     do {
       var command = try parseAsRoot(arguments)

@@ -32,7 +32,7 @@ public enum LineageError: DVError {
   }
 }
 
-/// `.pipeline/lineage.db` (DESIGN.md §9): every `dv repro` and `dv add` is a run, every stage
+/// `.pipeline/lineage.db` (docs/architecture.md §9): every `dv repro` and `dv add` is a run, every stage
 /// execution a stage run with its inputs, params and outputs. Written as the run progresses, so a
 /// crashed run stays visible as `running`/`failed`; WAL, so readers never wait for a writer.
 public final class LineageLedger: @unchecked Sendable {

@@ -7,7 +7,7 @@ import Foundation
   import Glibc
 #endif
 
-/// A `dv-plugin-<kind>` executable (DESIGN.md §7): asked `--describe` for `{kind, version}`, then
+/// A `dv-plugin-<kind>` executable (docs/architecture.md §7): asked `--describe` for `{kind, version}`, then
 /// run once per stage with one JSON request on stdin, its output streamed like a command's.
 ///
 /// The request: `{"protocol": 1, "stage": name, "with": {...}, "deps": [paths], "outs": [paths],

@@ -2,7 +2,7 @@ import DVBasics
 import DVStorage
 import Yams
 
-/// `stages.lock` (DESIGN.md §4): what every stage's dependencies, params and outputs were at its
+/// `stages.lock` (docs/architecture.md §4): what every stage's dependencies, params and outputs were at its
 /// last run. Committed; written atomically.
 public struct LockFile: Sendable, Equatable {
   public static let fileName = "stages.lock"

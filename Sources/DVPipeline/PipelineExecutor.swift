@@ -435,7 +435,7 @@ public final class PipelineExecutor {
 
   // MARK: - Run cache
 
-  /// SHA-256 of what determines a stage's outputs (DESIGN.md §6): its cmd or plugin identity,
+  /// SHA-256 of what determines a stage's outputs (docs/architecture.md §6): its cmd or plugin identity,
   /// its dependencies' hashes, its params' values and its outputs' paths.
   private func runCacheKey(_ stage: Stage, params: inout ParamsReader) throws -> String {
     var text = "dv-run-cache 1\n" + (try registry.fingerprint(stage)) + "\n"

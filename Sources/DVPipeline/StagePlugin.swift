@@ -50,7 +50,7 @@ public struct StageContext: Sendable {
   public func absolute(_ path: RelativePath) -> String { path.absolute(under: workspaceRoot) }
 }
 
-/// A kind of stage (DESIGN.md §7). `cmd:` stages are the built-in `shell` plugin.
+/// A kind of stage (docs/architecture.md §7). `cmd:` stages are the built-in `shell` plugin.
 public protocol StagePlugin: Sendable {
   /// The name used in `plugin:` ("shell", "validate", …).
   static var kind: String { get }

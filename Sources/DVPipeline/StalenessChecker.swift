@@ -2,7 +2,7 @@ import DVBasics
 import DVStorage
 import Foundation
 
-/// Why a stage would run (DESIGN.md §6), in words a user can act on.
+/// Why a stage would run (docs/architecture.md §6), in words a user can act on.
 public enum StaleReason: Sendable, Equatable, CustomStringConvertible {
   /// No record in stages.lock.
   case neverRun

@@ -1,7 +1,7 @@
 import DVBasics
 import Foundation
 
-/// A Google Cloud Storage bucket prefix, spoken to through the JSON API (DESIGN.md §8): media
+/// A Google Cloud Storage bucket prefix, spoken to through the JSON API (docs/architecture.md §8): media
 /// uploads, resumable uploads above `GCSTuning.resumableThreshold`, `alt=media` downloads and
 /// paginated listings, authorised by a service account, an access token, or nothing against
 /// an emulator.

@@ -1,6 +1,6 @@
 import DVBasics
 
-/// A place objects are pushed to and pulled from (DESIGN.md §8): an S3 or GCS bucket prefix, or
+/// A place objects are pushed to and pulled from (docs/architecture.md §8): an S3 or GCS bucket prefix, or
 /// a directory. Keys are `/`-separated and relative to the remote's root (the URL's prefix).
 /// Every call may block; the transfer engine calls them from several threads at once.
 public protocol Remote: Sendable {

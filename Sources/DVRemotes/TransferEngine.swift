@@ -44,7 +44,7 @@ public struct TransferSummary: Sendable {
   }
 }
 
-/// Moves objects between the local cache and a remote (DESIGN.md §8): plans what is missing,
+/// Moves objects between the local cache and a remote (docs/architecture.md §8): plans what is missing,
 /// transfers in parallel with retries, verifies every download before it is handed on.
 ///
 /// The engine knows objects by id and files by path; the workspace supplies the cache side
@@ -96,7 +96,7 @@ public final class TransferEngine: @unchecked Sendable {
     network ? 4 * activeProcessorCount : activeProcessorCount
   }
 
-  /// The key of an object: `sha256/ab/<62 hex>` (DESIGN.md §3).
+  /// The key of an object: `sha256/ab/<62 hex>` (docs/architecture.md §3).
   public static func key(ofObject id: String) -> String {
     objectsPrefix + id.prefix(2) + "/" + id.dropFirst(2)
   }

@@ -17,7 +17,7 @@ public struct TreeEntry: Sendable, Equatable {
   }
 }
 
-/// A directory's object: the canonical JSON array of its files (DESIGN.md §3).
+/// A directory's object: the canonical JSON array of its files (docs/architecture.md §3).
 ///
 /// Canonical form: `[{"path":…,"hash":"sha256:…","size":N,"exec":false},…]`, sorted by the path's
 /// UTF-8 bytes, no whitespace, strings escaped minimally (`"`, `\`, and control characters).
