@@ -224,59 +224,25 @@ struct GitCommand {
 
   /// A started git process whose output is read by `finish`.
   struct Running {
-    let pid: pid_t
-    let output: Int32
-    let errors: Int32
+    let process: Program.Running
 
     /// Waits for git; its stdout, or `Failure` with its first stderr line.
     func finish() throws -> Data {
-      let data = FileHandle(fileDescriptor: output, closeOnDealloc: true).readDataToEndOfFile()
-      let problem = FileHandle(fileDescriptor: errors, closeOnDealloc: true).readDataToEndOfFile()
-      var status: Int32 = 0
-      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-      guard status == 0 else {
-        let line = String(decoding: problem, as: UTF8.self).split(separator: "\n").first.map(String.init)
-        throw Failure(message: line ?? "git failed (wait status \(status))")
+      let outcome = process.finish()
+      guard outcome.status == 0 else {
+        throw Failure(message: outcome.firstErrorLine ?? "git failed (exit status \(outcome.status))")
       }
-      return data
+      return outcome.stdout
     }
   }
 
   /// Starts git without waiting, so the caller can work meanwhile.
-  ///
-  /// posix_spawn rather than Foundation's Process, which costs several milliseconds more per
-  /// call: this runs inside the pre-commit hook, where every millisecond is the user's.
   func start(_ arguments: [String]) throws -> Running {
-    var output: [Int32] = [-1, -1]
-    var errors: [Int32] = [-1, -1]
-    guard dv_pipe_cloexec(&output) == 0 else { throw Failure(message: "cannot make a pipe for git") }
-    guard dv_pipe_cloexec(&errors) == 0 else {
-      close(output[0])
-      close(output[1])
-      throw Failure(message: "cannot make a pipe for git")
+    do {
+      return Running(process: try Program.start("git", ["-C", directory] + arguments, environment: Self.environment()))
+    } catch let failure as Program.StartFailure {
+      throw Failure(message: failure.description)
     }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-    posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
-    let argv = (["git", "-C", directory] + arguments).map { strdup($0) } + [nil]
-    let envp = Self.environment().map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-      for p in argv { free(p) }
-      for p in envp { free(p) }
-    }
-    var pid: pid_t = 0
-    let result = posix_spawnp(&pid, "git", &actions, nil, argv, envp)
-    close(output[1])
-    close(errors[1])
-    guard result == 0 else {
-      close(output[0])
-      close(errors[0])
-      throw Failure(message: "cannot run git: \(String(cString: strerror(result)))")
-    }
-    return Running(pid: pid, output: output[0], errors: errors[0])
   }
 
   /// Runs git and returns its stdout.

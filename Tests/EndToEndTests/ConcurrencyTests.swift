@@ -34,8 +34,8 @@ final class ConcurrencyTests: DVTestCase {
       let id = UUID().uuidString
       out = scratch + "/\(id).out"
       err = scratch + "/\(id).err"
-      FileManager.default.createFile(atPath: out, contents: nil)
-      FileManager.default.createFile(atPath: err, contents: nil)
+      _ = FileManager.default.createFile(atPath: out, contents: nil)
+      _ = FileManager.default.createFile(atPath: err, contents: nil)
       process = Process()
       process.executableURL = URL(fileURLWithPath: executable)
       process.arguments = args

@@ -24,7 +24,7 @@ final class FaultProxy {
     process.standardOutput = FileHandle.nullDevice
     // Its stderr (broken pipes of requests dv gave up on) stays out of the test log.
     let log = scratch + "/proxy-\(UUID().uuidString).log"
-    FileManager.default.createFile(atPath: log, contents: nil)
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
     try process.run()
     self.process = process
