@@ -32,7 +32,7 @@ public struct PipelineLoader {
 
   static let stageKeys: Set<String> = [
     "cmd", "plugin", "with", "deps", "params", "outs", "metrics", "plots", "wdir", "desc", "frozen",
-    "always_changed", "meta",
+    "always_changed", "meta", "executor", "resources", "retries",
   ]
 
   /// Loads the pipeline; nil when the workspace has no stages.yaml.
@@ -243,6 +243,20 @@ public struct PipelineLoader {
       case "desc": stage.desc = try text(node, "desc")
       case "frozen": stage.frozen = try flag(node, "frozen")
       case "always_changed": stage.alwaysChanged = try flag(node, "always_changed")
+      case "executor":
+        let name = try text(node, "executor")
+        guard let kind = ExecutorKind(rawValue: name) else {
+          throw file.error(node, "unknown executor '\(name)' (use local or slurm)")
+        }
+        stage.executor = kind
+      case "resources":
+        stage.resources = try StageResources.parse(node, in: file, what: "'resources' of stage '\(name)'", scalar: text)
+      case "retries":
+        let value = try text(node, "retries")
+        guard let count = Int(value), (0...100).contains(count) else {
+          throw file.error(node, "'retries' must be a whole number from 0 to 100, not '\(value)'")
+        }
+        stage.retries = count
       default: break  // wdir read above; meta is free-form
       }
     }

@@ -73,4 +73,10 @@ public struct Stage: Sendable, Equatable {
   public var location: SourceLocation
   /// Where each part of a plugin's `with:` was written, by dotted path ("" is `with:` itself).
   public var configLocations: [String: SourceLocation] = [:]
+  /// `executor:`, overriding the config and the command line; nil when the stage says nothing.
+  public var executor: ExecutorKind?
+  /// `resources:`, before the config's defaults are applied.
+  public var resources = StageResources()
+  /// `retries:`: how often a failed run is started again before the stage fails.
+  public var retries = 0
 }

@@ -16,7 +16,7 @@ struct ConfigFileEditor {
   private var remotes: [(name: String, settings: [(key: String, value: String)])] = []
   private var remotesChanged = false
   /// `section.key` settings to write, in order: a YAML value's text, or nil to remove the key.
-  private var settingChanges: [(section: String, key: String, value: String?)] = []
+  private var settingChanges: [(section: String, key: String?, value: String?)] = []
   /// `core.remote` as read.
   private(set) var currentDefault: String?
 
@@ -54,8 +54,9 @@ struct ConfigFileEditor {
   }
 
   /// Sets `section.key` to the YAML text `value` (a scalar or a flow sequence), or removes the
-  /// key when nil (and the section with it when nothing else is left in it).
-  mutating func setSetting(section: String, key: String, value: String?) {
+  /// key when nil (and the section with it when nothing else is left in it). A nil `key` sets
+  /// the top-level scalar `section:` itself.
+  mutating func setSetting(section: String, key: String?, value: String?) {
     settingChanges.append((section, key, value))
   }
 
@@ -169,8 +170,15 @@ struct ConfigFileEditor {
   /// The lines with `section.key` set to the YAML text `value`, or removed when nil. The old
   /// value's own lines (a block sequence under the key) go with it.
   private static func setting(
-    _ section: String, _ key: String, to value: String?, in lines: [String], file: String
+    _ section: String, _ key: String?, to value: String?, in lines: [String], file: String
   ) throws -> [String] {
+    guard let key else {
+      // A top-level scalar: its line (and any block value under it) becomes `section: value`.
+      let kept = removingBlock(section, from: lines)
+      guard let value else { return kept }
+      guard let at = lines.firstIndex(where: { startsKey($0, section) }) else { return lines + [section + ": " + value] }
+      return Array(kept[..<at]) + [section + ": " + value] + kept[at...]
+    }
     guard let start = lines.firstIndex(where: { startsKey($0, section) }) else {
       return value.map { lines + [section + ":", "  " + key + ": " + $0] } ?? lines
     }

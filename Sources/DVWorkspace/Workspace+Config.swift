@@ -25,7 +25,8 @@ public enum ConfigError: DVError {
   public var description: String {
     switch self {
     case .unknownKey(let key):
-      let known = WorkspaceConfig.sections.flatMap { section, keys in keys.map { section + "." + $0 } }.sorted()
+      let known = (WorkspaceConfig.sections.flatMap { section, keys in keys.map { section + "." + $0 } }
+        + WorkspaceConfig.scalars).sorted()
       return "'\(key)' is not a setting of dv (known: \(known.joined(separator: ", ")), remotes.NAME.KEY)"
     case .invalidValue(let key, let message):
       return "\(key): \(message)"
@@ -49,8 +50,9 @@ public struct ConfigEntry: Sendable, Equatable {
 
 /// What a `dv config` key names.
 enum ConfigKey: Equatable {
-  /// `section.key` of a section other than `remotes:`.
-  case setting(section: String, key: String)
+  /// `section.key` of a section other than `remotes:`, or a top-level scalar (`executor`) when
+  /// `key` is nil.
+  case setting(section: String, key: String?)
   /// `remotes.NAME.KEY` (DVC's `remote.NAME.KEY` too), or the whole remote when `key` is nil.
   case remote(name: String, key: String?)
 
@@ -63,6 +65,10 @@ enum ConfigKey: Equatable {
       } else {
         self = .remote(name: parts[1...].joined(separator: "."), key: nil)
       }
+      return
+    }
+    if parts.count == 1, WorkspaceConfig.scalars.contains(text) {
+      self = .setting(section: text, key: nil)
       return
     }
     guard parts.count == 2, let keys = WorkspaceConfig.sections[parts[0]], keys.contains(parts[1]) else {
@@ -83,7 +89,12 @@ extension Workspace {
         let root = try YAMLFile(text: text, name: file).root?.mapping
       else { continue }
       for (sectionNode, body) in root {
-        guard let section = sectionNode.string, section != "version", let settings = body.mapping else { continue }
+        guard let section = sectionNode.string, section != "version" else { continue }
+        if WorkspaceConfig.scalars.contains(section) {
+          entries[section] = ConfigEntry(key: section, value: Self.configText(body), file: file)
+          continue
+        }
+        guard let settings = body.mapping else { continue }
         for (keyNode, value) in settings {
           guard let key = keyNode.string else { continue }
           if section == "remotes" {
@@ -183,7 +194,7 @@ extension Workspace {
 
   private static func canonicalKey(_ key: ConfigKey) -> String {
     switch key {
-    case .setting(let section, let setting): return section + "." + setting
+    case .setting(let section, let setting): return section + (setting.map { "." + $0 } ?? "")
     case .remote(let name, let setting): return "remotes." + name + (setting.map { "." + $0 } ?? "")
     }
   }

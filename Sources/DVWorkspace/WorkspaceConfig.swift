@@ -20,6 +20,12 @@ public struct WorkspaceConfig: Sendable, Equatable {
   public var defaultRemote: String?
   /// Remotes by name (`remotes:`), settings of config.local.yaml overriding config.yaml's.
   public var remotes: [String: RemoteSettings] = [:]
+  /// Where stages run unless they or the command line say otherwise (`executor:`).
+  public var executor = ExecutorKind.local
+  /// What every stage asks of a cluster unless it says otherwise (`resources:`).
+  public var resources = StageResources()
+  /// Seconds between two status queries of the Slurm executor (`slurm.poll_interval`).
+  public var slurmPollInterval = 0.1
 
   public init() {}
 
@@ -31,7 +37,12 @@ public struct WorkspaceConfig: Sendable, Equatable {
     "core": ["no_scm", "remote"],
     "cache": ["type"],
     "hooks": HookSettings.keys,
+    "resources": StageResources.keys,
+    "slurm": ["poll_interval"],
   ]
+
+  /// Settings that are a top-level scalar rather than a section (`dv config KEY`).
+  static let scalars: Set<String> = ["executor"]
 
   /// Reads the committed config and the local overrides.
   static func load(pipelineDirectory: String) throws -> WorkspaceConfig {
@@ -60,7 +71,7 @@ public struct WorkspaceConfig: Sendable, Equatable {
   private mutating func apply(_ file: YAMLFile) throws {
     guard file.root != nil else { return }
     let entries = try file.rootMapping(
-      allowed: Set(Self.sections.keys).union(["version", "remotes"]), what: "the config")
+      allowed: Set(Self.sections.keys).union(Self.scalars).union(["version", "remotes"]), what: "the config")
     try file.checkVersion(entries, supported: Self.version)
     for entry in entries {
       switch entry.key {
@@ -116,6 +127,26 @@ public struct WorkspaceConfig: Sendable, Equatable {
         }
       case "hooks":
         try hooks.apply(file, entry.value)
+      case "executor":
+        let name = entry.value.scalar?.string ?? ""
+        guard let kind = ExecutorKind(rawValue: name) else {
+          throw file.error(entry.value, "unknown executor '\(name)' (use local or slurm)")
+        }
+        executor = kind
+      case "resources":
+        let parsed = try StageResources.parse(entry.value, in: file, what: "'resources'") { node, key in
+          guard let text = node.scalar?.string else { throw file.error(node, "\(key) must be a plain value") }
+          return text
+        }
+        resources = parsed.over(resources)
+      case "slurm":
+        for item in try file.mapping(entry.value, allowed: Self.sections["slurm"]!, what: "'slurm'") {
+          let text = item.value.scalar?.string ?? ""
+          guard let seconds = Double(text), seconds >= 0.01, seconds <= 60 else {
+            throw file.error(item.value, "slurm.poll_interval must be seconds from 0.01 to 60, not '\(text)'")
+          }
+          slurmPollInterval = seconds
+        }
       default:
         break
       }
