@@ -126,9 +126,27 @@ struct LineageLog: ParsableCommand {
         var detail = "    \(stageRun.stage)  \(stageRun.outcome.rawValue)"
         if let ms = stageRun.durationMs, stageRun.outcome != .skipped { detail += "  " + LineageTree.seconds(ms) }
         if stageRun.outcome == .failed, let code = stageRun.exitCode { detail += "  exit \(code)" }
+        if let execution = Self.executionSummary(stageRun.execution) { detail += "  (" + execution + ")" }
         print(detail)
       }
     }
+  }
+}
+
+extension LineageLog {
+  /// Where a cluster job ran: `slurm job 812 on node1, queued 0.4 s, ran 2.1 s, COMPLETED`; nil
+  /// for a local run of one attempt (and runs recorded before dv kept it).
+  static func executionSummary(_ execution: RecordedExecution?) -> String? {
+    guard let execution else { return nil }
+    var parts: [String] = []
+    if execution.executor != "local" {
+      parts.append("\(execution.executor) job \(execution.jobID ?? "?")" + (execution.node.map { " on \($0)" } ?? ""))
+      if let queue = execution.queueMs { parts.append("queued " + LineageTree.seconds(queue)) }
+      if let run = execution.runMs { parts.append("ran " + LineageTree.seconds(run)) }
+      if let state = execution.state { parts.append(state) }
+    }
+    if let attempts = execution.attempts, attempts > 1 { parts.append("\(attempts) attempts") }
+    return parts.isEmpty ? nil : parts.joined(separator: ", ")
   }
 }
 

@@ -27,14 +27,20 @@ struct ReproCommand: ParsableCommand {
   @Flag(help: "Run stale stages even when an earlier run with the same inputs left its outputs in the cache.")
   var noRunCache = false
 
-  @Option(name: .shortAndLong, help: "Run up to N independent stages at the same time.")
+  @Option(name: .shortAndLong, help: "Run up to N independent stages at the same time (jobs in the cluster with Slurm).")
   var jobs = 1
+
+  @Option(help: "Where stages run that do not name an executor: local or slurm (default: the config's executor).")
+  var executor: String?
 
   @Argument(help: "Stages to reproduce (default: all).")
   var targets: [String] = []
 
   func validate() throws {
     if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    if let executor, ExecutorKind(rawValue: executor) == nil {
+      throw ValidationError("unknown executor '\(executor)' (use local or slurm)")
+    }
   }
 
   func run() throws {
@@ -47,6 +53,7 @@ struct ReproCommand: ParsableCommand {
     options.keepGoing = keepGoing
     options.jobs = jobs
     options.useRunCache = !noRunCache
+    options.executor = executor.flatMap(ExecutorKind.init(rawValue:))
     let outcomes = try global.workspace().repro(options, observer: ReproPrinter())
     if outcomes.isEmpty { print("no stages to run") }
   }
@@ -69,6 +76,10 @@ final class ReproPrinter: ReproObserver, @unchecked Sendable {
   }
 
   func stageFinished(_ name: String) {}
+
+  func stageRetrying(_ name: String, attempt: Int, of attempts: Int, reason: String) {
+    say("Stage '\(name)' failed (\(reason)); starting attempt \(attempt) of \(attempts)")
+  }
 
   func stageRestored(_ name: String, reasons: [StaleReason]) {
     let why = reasons.isEmpty ? "forced" : reasons.map(\.description).joined(separator: "; ")

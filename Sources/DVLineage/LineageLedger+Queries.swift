@@ -19,10 +19,13 @@ public struct StageRunRecord: Sendable, Equatable {
   public var command: String
   public var gitCommit: String?
   public var gitDirty: Bool?
+  /// Where it ran; nil for runs recorded before dv kept it.
+  public var execution: RecordedExecution?
 
   static let columns = """
     s.id, s.run_id, s.stage, s.action, s.plugin_kind, s.plugin_version, s.key, s.outcome, s.exit_code,
-    s.started_at, s.duration_ms, r.command, r.git_commit, r.git_dirty
+    s.started_at, s.duration_ms, r.command, r.git_commit, r.git_dirty, s.executor, s.job_id, s.node, s.queue_ms,
+    s.run_ms, s.job_state, s.attempts
     """
 
   init(row: Row) {
@@ -40,6 +43,36 @@ public struct StageRunRecord: Sendable, Equatable {
     command = row[11]
     gitCommit = row[12]
     gitDirty = (row[13] as Int64?).map { $0 != 0 }
+    execution = (row[14] as String?).map { executor in
+      RecordedExecution(
+        executor: executor, jobID: row[15], node: row[16], queueMs: row[17], runMs: row[18], state: row[19],
+        attempts: (row[20] as Int64?).map { Int($0) })
+    }
+  }
+}
+
+/// Where a stage run was carried out: the executor (`local`, `slurm`) and, for a cluster job,
+/// its id, node, queue wait, run time, final state and attempts.
+public struct RecordedExecution: Sendable, Equatable {
+  public var executor: String
+  public var jobID: String?
+  public var node: String?
+  public var queueMs: Int64?
+  public var runMs: Int64?
+  public var state: String?
+  public var attempts: Int?
+
+  public init(
+    executor: String, jobID: String? = nil, node: String? = nil, queueMs: Int64? = nil, runMs: Int64? = nil,
+    state: String? = nil, attempts: Int? = nil
+  ) {
+    self.executor = executor
+    self.jobID = jobID
+    self.node = node
+    self.queueMs = queueMs
+    self.runMs = runMs
+    self.state = state
+    self.attempts = attempts
   }
 }
 

@@ -121,16 +121,21 @@ extension LineageLedger {
   /// Records how a stage run ended, with what it read and wrote, in one transaction.
   public func finishStageRun(
     _ id: Int64, outcome: StageRunOutcome, exitCode: Int32?, deps: [RecordedArtifact] = [],
-    params: [RecordedArtifact] = [], outs: [RecordedArtifact] = []
+    params: [RecordedArtifact] = [], outs: [RecordedArtifact] = [], execution: RecordedExecution? = nil
   ) throws {
     try wrap {
       try FailPoint.beforeWrite()
       try db.write { db in
         try db.execute(
           sql: """
-            UPDATE stage_runs SET outcome = ?, exit_code = ?, duration_ms = ? - started_at WHERE id = ?
+            UPDATE stage_runs SET outcome = ?, exit_code = ?, duration_ms = ? - started_at, executor = ?, job_id = ?,
+              node = ?, queue_ms = ?, run_ms = ?, job_state = ?, attempts = ?
+            WHERE id = ?
             """,
-          arguments: [outcome.rawValue, exitCode, Self.now(), id])
+          arguments: [
+            outcome.rawValue, exitCode, Self.now(), execution?.executor, execution?.jobID, execution?.node,
+            execution?.queueMs, execution?.runMs, execution?.state, execution?.attempts, id,
+          ])
         let insert = try db.makeStatement(
           sql: "INSERT INTO artifacts (stage_run_id, role, path, hash, size, files, value) VALUES (?, ?, ?, ?, ?, ?, ?)"
         )

@@ -51,7 +51,8 @@ extension LineageLedger {
         for stageRun in try Row.fetchAll(
           db,
           sql: """
-            SELECT id, stage, action, plugin_kind, plugin_version, key, outcome, exit_code, started_at, duration_ms
+            SELECT id, stage, action, plugin_kind, plugin_version, key, outcome, exit_code, started_at, duration_ms,
+              executor, job_id, node, queue_ms, run_ms, job_state, attempts
             FROM stage_runs WHERE run_id = ? ORDER BY id
             """, arguments: [id])
         {
@@ -66,7 +67,8 @@ extension LineageLedger {
           var entry = Self.dictionary([
             "stage": stageRun[1], "action": stageRun[2], "plugin_kind": stageRun[3], "plugin_version": stageRun[4],
             "key": stageRun[5], "outcome": stageRun[6], "exit_code": stageRun[7], "started_at": stageRun[8],
-            "duration_ms": stageRun[9],
+            "duration_ms": stageRun[9], "executor": stageRun[10], "job_id": stageRun[11], "node": stageRun[12],
+            "queue_ms": stageRun[13], "run_ms": stageRun[14], "job_state": stageRun[15], "attempts": stageRun[16],
           ])
           entry["artifacts"] = artifacts
           stageRuns.append(entry)
@@ -130,14 +132,16 @@ extension LineageLedger {
           try db.execute(
             sql: """
               INSERT INTO stage_runs (run_id, stage, action, plugin_kind, plugin_version, key, outcome, exit_code,
-                started_at, duration_ms)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                started_at, duration_ms, executor, job_id, node, queue_ms, run_ms, job_state, attempts)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
               """,
             arguments: [
               id, stageRun["stage"] as? String, stageRun["action"] as? String, stageRun["plugin_kind"] as? String,
               stageRun["plugin_version"] as? String, stageRun["key"] as? String, stageRun["outcome"] as? String,
               Self.integer(stageRun["exit_code"]), Self.integer(stageRun["started_at"]),
-              Self.integer(stageRun["duration_ms"]),
+              Self.integer(stageRun["duration_ms"]), stageRun["executor"] as? String, stageRun["job_id"] as? String,
+              stageRun["node"] as? String, Self.integer(stageRun["queue_ms"]), Self.integer(stageRun["run_ms"]),
+              stageRun["job_state"] as? String, Self.integer(stageRun["attempts"]),
             ])
           let stageRunID = db.lastInsertedRowID
           for artifact in stageRun["artifacts"] as? [[String: Any]] ?? [] {

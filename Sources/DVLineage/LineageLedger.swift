@@ -39,7 +39,7 @@ public final class LineageLedger: @unchecked Sendable {
   /// The file name under `.pipeline/`.
   public static let fileName = "lineage.db"
   /// The schema version this dv writes (SQLite's user_version, set after the migrations).
-  static let schemaVersion = 1
+  static let schemaVersion = 2
 
   let db: DatabaseQueue
 
@@ -118,6 +118,20 @@ public final class LineageLedger: @unchecked Sendable {
             value TEXT);
           CREATE INDEX artifacts_by_hash ON artifacts(hash, role);
           CREATE INDEX artifacts_by_stage_run ON artifacts(stage_run_id);
+          """)
+    }
+    // Where a stage ran: the executor, and a cluster job's id, node, queue wait, run time, final
+    // state and attempts (NULL for runs recorded before, and for local runs' job fields).
+    migrator.registerMigration("2-stage-run-execution") { db in
+      try db.execute(
+        sql: """
+          ALTER TABLE stage_runs ADD COLUMN executor TEXT;
+          ALTER TABLE stage_runs ADD COLUMN job_id TEXT;
+          ALTER TABLE stage_runs ADD COLUMN node TEXT;
+          ALTER TABLE stage_runs ADD COLUMN queue_ms INTEGER;
+          ALTER TABLE stage_runs ADD COLUMN run_ms INTEGER;
+          ALTER TABLE stage_runs ADD COLUMN job_state TEXT;
+          ALTER TABLE stage_runs ADD COLUMN attempts INTEGER;
           """)
     }
     return migrator

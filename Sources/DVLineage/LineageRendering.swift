@@ -61,6 +61,16 @@ extension StageRunRecord {
     if let durationMs { out["duration_ms"] = durationMs }
     if let gitCommit { out["git_commit"] = gitCommit }
     if let gitDirty { out["git_dirty"] = gitDirty }
+    if let execution {
+      var entry: [String: Any] = ["executor": execution.executor]
+      entry["job_id"] = execution.jobID
+      entry["node"] = execution.node
+      entry["queue_ms"] = execution.queueMs
+      entry["run_ms"] = execution.runMs
+      entry["job_state"] = execution.state
+      entry["attempts"] = execution.attempts
+      out["execution"] = entry
+    }
     return out
   }
 }

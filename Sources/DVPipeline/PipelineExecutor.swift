@@ -17,6 +17,8 @@ public protocol ReproObserver: AnyObject, Sendable {
   func stageFinished(_ name: String)
   /// A stale stage's outputs were checked out from the run cache instead of running it.
   func stageRestored(_ name: String, reasons: [StaleReason])
+  /// A stage failed and is started again (`retries:`); `attempt` is the run about to start.
+  func stageRetrying(_ name: String, attempt: Int, of attempts: Int, reason: String)
 }
 
 /// Hears every stage run of `repro` for the lineage ledger, and answers run-cache lookups.
@@ -26,8 +28,9 @@ public protocol RunRecorder: AnyObject {
   /// A stale stage starts (runs or is restored); returns a token for `stageEnded`.
   func stageStarted(_ stage: Stage, summary: String, pluginKind: String?, pluginVersion: String?, key: String)
     -> Int64?
-  /// How the stage run ended, with its lock record when it succeeded.
-  func stageEnded(_ token: Int64?, outcome: StageOutcome, record: LockFile.StageRecord?)
+  /// How the stage run ended, with its lock record when it succeeded, and where it ran.
+  func stageEnded(
+    _ token: Int64?, outcome: StageOutcome, record: LockFile.StageRecord?, execution: ExecutionRecord?)
   /// The outputs of an earlier successful stage run with this run-cache key.
   func reusableOutputs(key: String) -> [LockFile.Entry]?
 }
@@ -47,6 +50,11 @@ public struct ReproOptions: Sendable {
   public var jobs = 1
   /// Restore a stale stage's outputs from an earlier run with the same inputs instead of running it.
   public var useRunCache = true
+  /// Where stages run unless they name an executor themselves (`--executor`, else the config's;
+  /// nil: local).
+  public var executor: ExecutorKind?
+  /// What stages ask of a cluster unless their `resources:` say otherwise (the config's).
+  public var resources = StageResources()
   public init() {}
 }
 
@@ -84,6 +92,8 @@ public enum ReproError: DVError {
   case interrupted(stage: String)
   /// The command could not be started.
   case spawnFailed(stage: String, reason: String)
+  /// A stage names an executor this dv was not given (`executor: slurm` without Slurm).
+  case executorUnavailable(stage: String, ExecutorKind)
 
   public var kind: FailureKind {
     switch self {
@@ -110,6 +120,8 @@ public enum ReproError: DVError {
     case .interrupted(let stage):
       return "interrupted while stage '\(stage)' ran; finished stages are recorded, rerun `dv repro` to continue"
     case .spawnFailed(let stage, let reason): return "could not start stage '\(stage)': \(reason)"
+    case .executorUnavailable(let stage, let kind):
+      return "stage '\(stage)' runs on the \(kind.rawValue) executor, which is not available here"
     }
   }
 }
@@ -123,12 +135,15 @@ public final class PipelineExecutor {
   let observer: ReproObserver
   let registry: PluginRegistry
   let recorder: RunRecorder?
+  let executors: [ExecutorKind: any StageExecutor]
   var lock: LockFile
 
   public init(
     pipeline: Pipeline, lock: LockFile, builder: DataBuilder, cacheTypes: [LinkType], observer: ReproObserver,
-    registry: PluginRegistry = .builtIn, recorder: RunRecorder? = nil
+    registry: PluginRegistry = .builtIn, recorder: RunRecorder? = nil,
+    executors: [ExecutorKind: any StageExecutor] = [.local: LocalExecutor()]
   ) {
+    self.executors = executors
     self.registry = registry
     self.recorder = recorder
     self.pipeline = pipeline
@@ -186,10 +201,28 @@ public final class PipelineExecutor {
     var stopStarting = false
     var interruptedStage: String?
     // Stage runs report here from their tasks; the scheduler (this thread) owns everything else.
-    let completions = Locked<[(Int, Result<Void, Error>)]>([])
+    let completions = Locked<[(Int, Result<ExecutionRecord, Error>)]>([])
     let completed = DispatchSemaphore(value: 0)
     let sources = Locked<[Int: String]>([:])
     var tokens: [Int: Int64?] = [:]
+    var stageJobs: [Int: (job: StageJob, executor: any StageExecutor)] = [:]
+    var attempts: [Int: Int] = [:]
+    /// Starts attempt `attempts[i]` of stage `i` on its executor, reporting to `completions`.
+    func launch(_ i: Int) {
+      let (job, executor) = stageJobs[i]!
+      let attempt = attempts[i, default: 1]
+      running.insert(i)
+      Task.detached {
+        let result: Result<ExecutionRecord, Error>
+        do {
+          result = .success(try await executor.run(job, attempt: attempt))
+        } catch {
+          result = .failure(error)
+        }
+        completions.withLock { $0.append((i, result)) }
+        completed.signal()
+      }
+    }
 
     while !pending.isEmpty || !running.isEmpty {
       // Start every stage whose upstream is settled, up to the job limit, in file order.
@@ -242,40 +275,33 @@ public final class PipelineExecutor {
           if options.useRunCache && !options.force && !plugin.readsExternalSource,
             let restored = try restoreFromRunCache(stage, key: key)
           {
-            recorder?.stageEnded(token, outcome: .restored, record: restored)
+            recorder?.stageEnded(token, outcome: .restored, record: restored, execution: nil)
             observer.stageRestored(stage.name, reasons: reasons)
             outcomes[i] = .restored
             continue
           }
+          let kind = stage.executor ?? options.executor ?? .local
+          guard let executor = executors[kind] else { throw ReproError.executorUnavailable(stage: stage.name, kind) }
+          let context = makeContext(stage, index: i, config: config, parallel: jobs > 1, sources: sources)
+          let job = StageJob(
+            context: context, plugin: plugin, resources: stage.resources.over(options.resources), key: key,
+            fingerprint: try registry.fingerprint(stage))
+          stageJobs[i] = (job, executor)
           observer.stageStarting(stage.name, command: try registry.summary(stage), reasons: reasons, dryRun: false)
-          try removeOutputs(of: stage, force: options.force)
+          // A job an earlier (killed) dv left for exactly this run is writing these outputs:
+          // they are waited for, never removed.
+          if try !executor.hasExistingJob(for: job) { try removeOutputs(of: stage, force: options.force) }
           // From here until the lock entry is written, whatever appears at the outputs is this
           // run's: if dv is killed meanwhile, the next run may delete it (see `removeOutputs`).
           try LeftoverOutputs(root: root, stage: stage.name).markRunning(
             stage.outs.filter { !$0.persist }.map(\.path.value))
         } catch {
-          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
+          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil, execution: nil)
           throw error
         }
         for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
-        let observer = self.observer
-        let name = stage.name
-        let context = StageContext(
-          stage: stage, config: config, workspaceRoot: root,
-          output: jobs > 1 ? { @Sendable line in observer.stageOutput(name, line: line) } : nil,
-          recordSource: { @Sendable version in sources.withLock { $0[i] = version } })
-        running.insert(i)
-        Task.detached {
-          let result: Result<Void, Error>
-          do {
-            try await plugin.run(context)
-            result = .success(())
-          } catch {
-            result = .failure(error)
-          }
-          completions.withLock { $0.append((i, result)) }
-          completed.signal()
-        }
+        attempts[i] = 1
+        launch(i)
       }
       if running.isEmpty {
         // Nothing runs and nothing more may start: what is left is blocked or not reached.
@@ -284,14 +310,50 @@ public final class PipelineExecutor {
       }
 
       completed.wait()
-      guard let (index, result) = completions.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
+      guard let (index, completion) = completions.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else { continue }
       running.remove(index)
       let stage = pipeline.stages[index]
+      // What the executor reports of a failure (a cluster job's state) travels beside the error.
+      var execution: ExecutionRecord?
+      let result: Result<Void, Error>
+      switch completion {
+      case .success(let record):
+        execution = record
+        result = .success(())
+      case .failure(let failure as ExecutionFailure):
+        execution = failure.record
+        result = .failure(failure.error)
+      case .failure(let error):
+        result = .failure(error)
+      }
+      execution?.attempts = attempts[index, default: 1]
       if case .failure = result { rememberLeftovers(of: stage) }
       let token = tokens[index] ?? nil
       if dv_received_signal() != 0 {
         interruptedStage = interruptedStage ?? stage.name
         stopStarting = true
+      }
+      // `retries:` starts a failed run again, after removing what the failed run left (it is
+      // this run's own, remembered just above); a signal or a stage that cannot start is final.
+      if case .failure(let error) = result, dv_received_signal() == 0, attempts[index, default: 1] <= stage.retries {
+        var retryable = true
+        if case StageRunError.couldNotStart = error { retryable = false }
+        if case StageRunError.interrupted = error { retryable = false }
+        if retryable {
+          let attempt = attempts[index, default: 1] + 1
+          observer.stageRetrying(stage.name, attempt: attempt, of: stage.retries + 1, reason: "\(error)")
+          do {
+            try removeOutputs(of: stage, force: false)
+            try LeftoverOutputs(root: root, stage: stage.name).markRunning(
+              stage.outs.filter { !$0.persist }.map(\.path.value))
+          } catch {
+            recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil, execution: execution)
+            throw error
+          }
+          attempts[index] = attempt
+          launch(index)
+          continue
+        }
       }
       switch result {
       case .success:
@@ -303,10 +365,10 @@ public final class PipelineExecutor {
           // What is there now is known by hash: the "running" note must not outlive this run,
           // or a file the user writes there later would be taken for this run's leftover.
           rememberLeftovers(of: stage)
-          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil)
+          recorder?.stageEnded(token, outcome: .failed(exitCode: 1), record: nil, execution: execution)
           throw error
         }
-        recorder?.stageEnded(token, outcome: .ran, record: recorded)
+        recorder?.stageEnded(token, outcome: .ran, record: recorded, execution: execution)
         observer.stageFinished(stage.name)
         outcomes[index] = .ran
       case .failure(let error):
@@ -316,7 +378,7 @@ public final class PipelineExecutor {
         case StageRunError.interrupted: code = 130
         default: code = 1
         }
-        recorder?.stageEnded(token, outcome: .failed(exitCode: code), record: nil)
+        recorder?.stageEnded(token, outcome: .failed(exitCode: code), record: nil, execution: execution)
       }
       switch result {
       case .success: break
@@ -351,6 +413,19 @@ public final class PipelineExecutor {
   }
 
   // MARK: - One stage
+
+  /// What stage `index` gets while it runs: its output through the observer when stages run in
+  /// parallel, and a place to record the version of an outside source it read.
+  private func makeContext(
+    _ stage: Stage, index: Int, config: PluginConfig, parallel: Bool, sources: Locked<[Int: String]>
+  ) -> StageContext {
+    let observer = self.observer
+    let name = stage.name
+    return StageContext(
+      stage: stage, config: config, workspaceRoot: root,
+      output: parallel ? { @Sendable line in observer.stageOutput(name, line: line) } : nil,
+      recordSource: { @Sendable version in sources.withLock { $0[index] = version } })
+  }
 
   /// Outputs are deleted before a stage runs (unless `persist`), but never content that exists
   /// nowhere else: what is not in the cache, and is neither this stage's own recorded uncached

@@ -37,7 +37,9 @@ final class LedgerRecorder: RunRecorder {
     }
   }
 
-  func stageEnded(_ token: Int64?, outcome: StageOutcome, record: LockFile.StageRecord?) {
+  func stageEnded(
+    _ token: Int64?, outcome: StageOutcome, record: LockFile.StageRecord?, execution: ExecutionRecord?
+  ) {
     guard let token else { return }
     let recorded: StageRunOutcome
     var exitCode: Int32?
@@ -56,7 +58,13 @@ final class LedgerRecorder: RunRecorder {
         params: record?.params.flatMap { file in
           file.values.map { RecordedArtifact(path: file.file + ":" + $0.key, value: YAMLText.flow($0.value)) }
         } ?? [],
-        outs: record?.outs.map(Self.artifact) ?? [])
+        outs: record?.outs.map(Self.artifact) ?? [],
+        execution: execution.map { run in
+          RecordedExecution(
+            executor: run.executor.rawValue, jobID: run.jobID, node: run.node,
+            queueMs: run.queueSeconds.map { Int64(($0 * 1000).rounded()) },
+            runMs: run.runSeconds.map { Int64(($0 * 1000).rounded()) }, state: run.state, attempts: run.attempts)
+        })
     }
   }
 
