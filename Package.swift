@@ -66,11 +66,15 @@ let package = Package(
       dependencies: ["DVBasics", "DVStorage", .product(name: "GRDB", package: "GRDB.swift")],
       exclude: readme,
       swiftSettings: staticRuntime),
+    // Stage executors beyond this machine: Slurm (sbatch/squeue/scancel), behind StageExecutor.
+    .target(
+      name: "DVCluster", dependencies: ["DVBasics", "DVStorage", "DVPipeline", "CDVSystem"], exclude: readme,
+      swiftSettings: staticRuntime),
     // The façade: one type per workspace operation, config, pointer files, the writer lock.
     .target(
       name: "DVWorkspace",
       dependencies: [
-        "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", "DVRemotes",
+        "DVBasics", "DVStorage", "DVPipeline", "DVPlugins", "DVLineage", "DVRemotes", "DVCluster",
         .product(name: "Yams", package: "Yams"),
       ],
       exclude: readme,

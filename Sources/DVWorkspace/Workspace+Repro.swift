@@ -1,4 +1,6 @@
+import CDVSystem
 import DVBasics
+import DVCluster
 import DVLineage
 import DVPipeline
 import Foundation
@@ -16,9 +18,13 @@ extension Workspace {
       let ledger = try openLedger()
       recorder = LedgerRecorder(ledger: ledger, runID: try beginLedgerRun(ledger, command: "repro"))
     }
+    var options = options
+    options.executor = options.executor ?? config.executor
+    options.resources = config.resources
     let executor = PipelineExecutor(
       pipeline: pipeline, lock: try LockFile.load(workspaceRoot: root), builder: try builder(),
-      cacheTypes: config.cacheTypes, observer: observer, registry: plugins, recorder: recorder)
+      cacheTypes: config.cacheTypes, observer: observer, registry: plugins, recorder: recorder,
+      executors: [.local: LocalExecutor(), .slurm: slurmExecutor()])
     if !config.noSCM && !options.dryRun {
       // Cached outputs belong in the cache, not in git, as with `dv add`.
       for stage in pipeline.stages {
@@ -39,5 +45,43 @@ extension Workspace {
       }
       throw error
     }
+  }
+}
+
+extension Workspace {
+  /// The Slurm executor of this workspace: jobs run this dv binary, in the workspace as this
+  /// machine sees it (the nodes must see it at the same path).
+  func slurmExecutor() -> SlurmExecutor {
+    let executable = FileSystem.realPath("/proc/self/exe") ?? CommandLine.arguments[0]
+    return SlurmExecutor(
+      settings: .init(
+        workspaceRoot: root, dvExecutable: executable, pollInterval: config.slurmPollInterval,
+        environment: ProcessInfo.processInfo.environment))
+  }
+
+  /// Runs one stage's command or plugin here, as a cluster job does on its node (`dv
+  /// exec-stage`): no lock, no staleness, no recording; the submitting dv does all that.
+  /// `fingerprint` is the stage's identity when it was submitted: a stages.yaml changed since
+  /// then is refused rather than run.
+  public func executeStage(named name: String, fingerprint: String) throws {
+    guard let pipeline = try PipelineLoader(workspaceRoot: root).load(),
+      let stage = pipeline.stages.first(where: { $0.name == name })
+    else { throw ReproError.unknownStage(name) }
+    guard try plugins.fingerprint(stage) == fingerprint else {
+      throw StageRunError.failed("stage '\(name)' in stages.yaml changed after dv submitted this job; run `dv repro` again")
+    }
+    let (plugin, config) = try plugins.resolve(stage)
+    try plugin.validate(config: config)
+    for out in stage.outs { try FileSystem.createDirectory(out.path.parent.absolute(under: root)) }
+    dv_forward_signals_install()
+    let context = StageContext(stage: stage, config: config, workspaceRoot: root)
+    let failure = Locked<Error?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+      do { try await plugin.run(context) } catch { failure.withLock { $0 = error } }
+      done.signal()
+    }
+    done.wait()
+    if let error = failure.withLock({ $0 }) { throw error }
   }
 }
