@@ -27,8 +27,32 @@ final class LedgerTests: XCTestCase {
     try ledger.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA user_version = 99") }
     XCTAssertThrowsError(try LineageLedger(path: path)) { error in
       XCTAssertEqual(
-        "\(error)", ".pipeline/lineage.db has schema version 99 but this dv reads up to 1; upgrade dv")
+        "\(error)", ".pipeline/lineage.db has schema version 99 but this dv reads up to 2; upgrade dv")
     }
+  }
+
+  func testALedgerOfVersionOneGainsTheExecutionColumnsAndKeepsItsRuns() throws {
+    // A ledger as the first schema left it: one run with a stage run and an output.
+    let ledger = try LineageLedger(path: path)
+    let run = try ledger.beginRun(context)
+    let a = try ledger.beginStageRun(run: run, stage: "a", action: "cmd a", pluginKind: nil, pluginVersion: nil, key: "k")
+    try ledger.finishStageRun(a, outcome: .ran, exitCode: 0, outs: [RecordedArtifact(path: "o", hash: "sha256:02", size: 2)])
+    try ledger.db.writeWithoutTransaction { db in
+      for column in ["executor", "job_id", "node", "queue_ms", "run_ms", "job_state", "attempts"] {
+        try db.execute(sql: "ALTER TABLE stage_runs DROP COLUMN \(column)")
+      }
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = '2-stage-run-execution'")
+      try db.execute(sql: "PRAGMA user_version = 1")
+    }
+    let migrated = try LineageLedger(path: path)
+    let runs = try migrated.runs(limit: 10)
+    XCTAssertEqual(runs.map(\.stageRuns.count), [1])
+    XCTAssertNil(runs.first?.stageRuns.first?.execution, "runs recorded before say nothing of where they ran")
+    let b = try migrated.beginStageRun(run: run, stage: "b", action: "cmd b", pluginKind: nil, pluginVersion: nil, key: "k2")
+    let execution = RecordedExecution(
+      executor: "slurm", jobID: "42", node: "n1", queueMs: 120, runMs: 900, state: "COMPLETED", attempts: 2)
+    try migrated.finishStageRun(b, outcome: .ran, exitCode: 0, execution: execution)
+    XCTAssertEqual(try migrated.runs(limit: 10).first?.stageRuns.last?.execution, execution)
   }
 
   func testRecordsStageRunsAndFindsProducersConsumersAndReusableRuns() throws {

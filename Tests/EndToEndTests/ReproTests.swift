@@ -88,6 +88,40 @@ final class ReproTests: DVTestCase {
     XCTAssertTrue(going.stdout.contains("Stage 'ok' didn't change, skipping"))
   }
 
+  func testRetriesStartAFailedStageAgainAfterRemovingWhatItLeft() throws {
+    try pipeline(
+      """
+      stages:
+        flaky:
+          cmd: echo partial > out.txt; if [ -f tried ]; then echo whole > out.txt; else touch tried; exit 5; fi
+          outs: [out.txt]
+          retries: 2
+        hopeless:
+          cmd: echo half > lost.txt; exit 6
+          outs: [lost.txt]
+          retries: 1
+      """)
+    let flaky = try dv("repro", "flaky")
+    XCTAssertEqual(flaky.code, 0, flaky.stderr)
+    XCTAssertTrue(flaky.stdout.contains("Stage 'flaky' failed (exited with code 5); starting attempt 2 of 3"), flaky.stdout)
+    XCTAssertEqual(read("out.txt"), "whole\n")
+    let log = try dv("lineage", "log", "--limit", "1")
+    XCTAssertTrue(log.stdout.contains("flaky  ran") && log.stdout.contains("(2 attempts)"), log.stdout)
+
+    let hopeless = try dv("repro", "hopeless")
+    assertFails(hopeless, code: 1, "stage 'hopeless' failed with exit code 6")
+    XCTAssertEqual(hopeless.stdout.components(separatedBy: "starting attempt").count, 2, "one retry: \(hopeless.stdout)")
+    // What the failed runs left is theirs: a next run may replace it without --force.
+    try pipeline(
+      """
+      stages:
+        hopeless:
+          cmd: echo whole > lost.txt
+          outs: [lost.txt]
+      """)
+    XCTAssertEqual(try dv("repro", "hopeless").code, 0)
+  }
+
   func testOutputsAreCheckedAndUncachedContentIsNeverDeleted() throws {
     try pipeline("stages:\n  make:\n    cmd: echo made > made.txt\n    outs: [made.txt, forgotten.txt]\n")
     assertFails(try dv("repro"), code: 1, "stage 'make' did not create 'forgotten.txt'")
