@@ -122,6 +122,17 @@ final class ReproTests: DVTestCase {
     XCTAssertEqual(try dv("repro", "hopeless").code, 0)
   }
 
+  func testTheSlurmExecutorWithoutSlurmIsOneLineAndChangesNothing() throws {
+    try pipeline("stages:\n  a:\n    cmd: echo new > a.txt\n    outs: [a.txt]\n    resources: {cpus: 2}\n")
+    try write("a.txt", "mine\n")
+    let result = try dv("repro", "--executor", "slurm", env: ["PATH": "/nonexistent"])
+    assertFails(result, code: 1, "Slurm does not answer (cannot run squeue: ")
+    XCTAssertTrue(result.stderr.contains("check `sinfo` and SLURM_CONF, or run with --executor local"), result.stderr)
+    XCTAssertEqual(read("a.txt"), "mine\n", "the output was not touched")
+    let bad = try dv("repro", "--executor", "cloud")
+    assertFails(bad, code: 2, "unknown executor 'cloud' (use local or slurm)")
+  }
+
   func testOutputsAreCheckedAndUncachedContentIsNeverDeleted() throws {
     try pipeline("stages:\n  make:\n    cmd: echo made > made.txt\n    outs: [made.txt, forgotten.txt]\n")
     assertFails(try dv("repro"), code: 1, "stage 'make' did not create 'forgotten.txt'")
