@@ -243,6 +243,10 @@ final class OutputSink: @unchecked Sendable {
     }
   }
 
+  /// A line of dv's own about the job (it waits in the queue): through the stage's log, as the
+  /// stage's own lines go.
+  func note(_ line: String) { context.log(line) }
+
   /// What is left without a final newline.
   func flush() {
     guard !partial.isEmpty else { return }

@@ -177,6 +177,9 @@ final class SlurmMonitor: @unchecked Sendable {
     /// When the job was seen final while its exit file was not there yet (a shared filesystem
     /// shows files late).
     var finalSince: Date?
+    /// When it was first seen waiting in the queue, and whether that was said.
+    var pendingSince: Date?
+    var pendingReported = false
   }
 
   let client: SlurmClient
@@ -188,6 +191,8 @@ final class SlurmMonitor: @unchecked Sendable {
   private let cancelledAll = Locked(false)
   /// How long a finished job's exit file may take to appear.
   static let exitFileGrace = 10.0
+  /// Seconds a job waits in the queue before dv says so.
+  static let pendingNotice = 5.0
 
   init(client: SlurmClient, interval: Double, jobDirectory: String) {
     self.client = client
@@ -248,6 +253,16 @@ final class SlurmMonitor: @unchecked Sendable {
           if let status = statuses?[id] {
             watch.lastStatus = status
             watch.missing = 0
+            // A job that waits in the queue for long is said to, once, with Slurm's reason:
+            // otherwise a stage waiting for a node looks like a hung dv.
+            if status.state == .pending {
+              let since = watch.pendingSince ?? now
+              watch.pendingSince = since
+              if !watch.pendingReported, now.timeIntervalSince(since) >= Self.pendingNotice {
+                watch.pendingReported = true
+                watch.sink.note("dv: Slurm job \(id) is waiting in the queue (\(status.reason ?? "no reason given"))")
+              }
+            }
           } else if statuses != nil {
             watch.missing += 1
           }

@@ -209,6 +209,21 @@ final class SlurmTests: DVTestCase {
     let stderr = String(decoding: try XCTUnwrap(repro.stderrData), as: UTF8.self)
     XCTAssertTrue(stderr.contains("State=CANCELLED"), stderr)
     XCTAssertTrue(stderr.contains("it was cancelled (scancel)"), stderr)
+
+    // A job that waits in the queue is said to, once, with Slurm's reason; cancelled there, it
+    // has no node and no output.
+    try write(
+      "stages.yaml",
+      "stages:\n  slow:\n    cmd: touch slow.txt\n    outs: [slow.txt]\n    resources: {slurm_extra: [\"--begin=now+3600\"]}\n")
+    let waiting = try startDV(["repro", "--executor", "slurm"])
+    let pending = try waitForJob(state: "PENDING")
+    Thread.sleep(forTimeInterval: 7)  // dv says so after 5 s in the queue
+    _ = try slurmCommand(["scancel", pending])
+    waiting.waitUntilExit()
+    XCTAssertEqual(waiting.terminationStatus, 1)
+    let said = String(decoding: try XCTUnwrap(waiting.stderrData), as: UTF8.self)
+    XCTAssertTrue(said.contains("dv: Slurm job \(pending) is waiting in the queue (BeginTime)"), said)
+    XCTAssertTrue(said.contains("State=CANCELLED"), said)
   }
 
   func testCtrlCCancelsEveryJobAndRecordsThem() throws {
