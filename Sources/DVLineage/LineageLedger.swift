@@ -39,7 +39,7 @@ public final class LineageLedger: @unchecked Sendable {
   /// The file name under `.pipeline/`.
   public static let fileName = "lineage.db"
   /// The schema version this dv writes (SQLite's user_version, set after the migrations).
-  static let schemaVersion = 2
+  static let schemaVersion = 3
 
   let db: DatabaseQueue
 
@@ -132,6 +132,24 @@ public final class LineageLedger: @unchecked Sendable {
           ALTER TABLE stage_runs ADD COLUMN run_ms INTEGER;
           ALTER TABLE stage_runs ADD COLUMN job_state TEXT;
           ALTER TABLE stage_runs ADD COLUMN attempts INTEGER;
+          """)
+    }
+    // Experiments (`dv exp run`): name, the run that carried it out, its baseline commit, status,
+    // overrides, params and metrics (JSON), and the params files' and stages.lock's texts.
+    migrator.registerMigration("3-experiments") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE experiments (
+            name TEXT PRIMARY KEY NOT NULL,
+            run_id TEXT,
+            baseline TEXT,
+            created_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            status TEXT NOT NULL,
+            overrides TEXT NOT NULL,
+            params TEXT NOT NULL,
+            metrics TEXT NOT NULL,
+            files TEXT NOT NULL);
           """)
     }
     return migrator

@@ -144,12 +144,12 @@ public struct StalenessChecker {
 }
 
 /// Current values of params, each file read once.
-struct ParamsReader {
+package struct ParamsReader {
   let root: String
   /// File -> its values, or nil when it does not exist.
   private var files: [RelativePath: ConfigValue?] = [:]
 
-  init(root: String) { self.root = root }
+  package init(root: String) { self.root = root }
 
   private mutating func values(_ file: RelativePath) throws -> ConfigValue? {
     if let known = files[file] { return known }
@@ -162,7 +162,7 @@ struct ParamsReader {
   mutating func fileExists(_ file: RelativePath) throws -> Bool { try values(file) != nil }
 
   /// The value of a dotted key; nil when the file or the key is missing.
-  mutating func value(of key: String, in file: RelativePath) throws -> ConfigValue? {
+  package mutating func value(of key: String, in file: RelativePath) throws -> ConfigValue? {
     var current = try values(file)
     for part in key.split(separator: ".") { current = current.flatMap { Templating.child($0, String(part)) } }
     return current

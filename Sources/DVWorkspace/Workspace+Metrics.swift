@@ -58,7 +58,7 @@ extension Workspace {
   }
 
   /// The file as committed at git HEAD; nil when it is not there.
-  private func gitShowHEAD(_ path: RelativePath) throws -> String? {
+  func gitShowHEAD(_ path: RelativePath) throws -> String? {
     guard Workspace.isInsideGitRepository(root) else { throw WorkspaceError.needsGit }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

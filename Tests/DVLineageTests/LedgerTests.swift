@@ -27,7 +27,7 @@ final class LedgerTests: XCTestCase {
     try ledger.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA user_version = 99") }
     XCTAssertThrowsError(try LineageLedger(path: path)) { error in
       XCTAssertEqual(
-        "\(error)", ".pipeline/lineage.db has schema version 99 but this dv reads up to 2; upgrade dv")
+        "\(error)", ".pipeline/lineage.db has schema version 99 but this dv reads up to 3; upgrade dv")
     }
   }
 
@@ -41,7 +41,8 @@ final class LedgerTests: XCTestCase {
       for column in ["executor", "job_id", "node", "queue_ms", "run_ms", "job_state", "attempts"] {
         try db.execute(sql: "ALTER TABLE stage_runs DROP COLUMN \(column)")
       }
-      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = '2-stage-run-execution'")
+      try db.execute(sql: "DROP TABLE experiments")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier IN ('2-stage-run-execution', '3-experiments')")
       try db.execute(sql: "PRAGMA user_version = 1")
     }
     let migrated = try LineageLedger(path: path)

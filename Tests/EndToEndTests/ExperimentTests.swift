@@ -1,0 +1,168 @@
+import DVBasics
+import Foundation
+import XCTest
+
+/// `dv exp`: experiments run in the workspace with params overridden, compared, applied and
+/// removed, with git and without.
+final class ExperimentTests: DVTestCase {
+  let params = "train:\n  lr: 0.1  # learning rate\n  epochs: 10\nprep:\n  seed: 1\n"
+  let script = """
+    lr=$1; epochs=$2
+    if [ "$lr" = "9" ]; then echo diverged >&2; exit 7; fi
+    python3 -c "import json; print(json.dumps({'loss': round($lr * $epochs, 6), 'acc': round(1 - $lr, 6)}))" > metrics.json
+    echo "model lr=$lr epochs=$epochs" > model.txt
+
+    """
+  let stages = """
+    stages:
+      prep:
+        cmd: echo seed ${prep.seed} > prep.txt
+        params: [prep.seed]
+        outs: [prep.txt]
+      train:
+        cmd: sh train.sh ${train.lr} ${train.epochs}
+        deps: [train.sh, prep.txt]
+        params: [train.lr, train.epochs]
+        outs: [model.txt]
+        metrics: [metrics.json]
+
+    """
+
+  func makePipeline(in directory: String = "", git: Bool) throws {
+    let prefix = directory.isEmpty ? "" : directory + "/"
+    if git { XCTAssertEqual(try run("/usr/bin/env", ["git", "init", "-q"], in: directory).code, 0) }
+    XCTAssertEqual(try dv(git ? ["init"] : ["init", "--no-scm"], in: directory).code, 0)
+    try write(prefix + "params.yaml", params)
+    try write(prefix + "train.sh", script)
+    try write(prefix + "stages.yaml", stages)
+    XCTAssertEqual(try dv("repro", in: directory).code, 0)
+  }
+
+  func commitAll() throws {
+    for args in [["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]] {
+      XCTAssertEqual(try run("/usr/bin/env", ["git"] + args).code, 0)
+    }
+  }
+
+  func showJSON(_ extra: String...) throws -> [[String: Any]] {
+    let result = try dv(["exp", "show", "--json"] + extra)
+    XCTAssertEqual(result.code, 0, result.stderr)
+    return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+  }
+
+  func dv(_ args: [String], in cwd: String = "") throws -> RunResult { try run(Self.binary, args, in: cwd) }
+
+  func testRunShowInEveryFormAndRemove() throws {
+    try makePipeline(git: true)
+    try commitAll()
+    let small = try dv("exp", "run", "-S", "train.lr=0.01", "-n", "small")
+    XCTAssertEqual(small.code, 0, small.stderr)
+    XCTAssertTrue(small.stdout.contains("Stage 'prep' didn't change, skipping"), "only what the param reaches runs")
+    XCTAssertTrue(small.stdout.contains("experiment 'small' finished"), small.stdout)
+    XCTAssertTrue(read("params.yaml")?.contains("lr: 0.01") == true, "the workspace keeps the override, as DVC's")
+    let big = try dv("exp", "run", "-S", "train.lr=0.5", "-S", "params.yaml:train.epochs=3")
+    XCTAssertEqual(big.code, 0, big.stderr)
+    let generated = try XCTUnwrap(
+      big.stdout.split(separator: "\n").last?.split(separator: "'").dropFirst().first.map(String.init))
+    XCTAssertTrue(generated.range(of: "^[a-z]+-[a-z]+$", options: .regularExpression) != nil, generated)
+    XCTAssertEqual(try dv("exp", "run", "-S", "train.lr=0.2", "-n", "small").code, 2, "names are unique")
+
+    let rows = try showJSON()
+    XCTAssertEqual(rows.map { $0["name"] as? String }, ["workspace", "small", generated])
+    let smallRow = rows[1]
+    XCTAssertEqual(smallRow["state"] as? String, "succeeded")
+    XCTAssertEqual((smallRow["params"] as? [String: [String: String]])?["params.yaml"]?["train.lr"], "0.01")
+    XCTAssertEqual((smallRow["metrics"] as? [String: [String: String]])?["metrics.json"]?["loss"], "0.1")
+
+    let table = try dv("exp", "show").stdout.split(separator: "\n").map(String.init)
+    XCTAssertTrue(table[0].hasPrefix("Experiment ") && table[0].contains("  Created  "), table[0])
+    XCTAssertTrue(table[0].contains("metrics.json:loss") && table[0].contains("train.lr"), table[0])
+    XCTAssertLessThan(table[0].range(of: "metrics.json:acc")!.lowerBound, table[0].range(of: "prep.seed")!.lowerBound,
+      "metrics before params")
+    let csv = try dv("exp", "show", "--csv").stdout.split(separator: "\n")
+    XCTAssertEqual(csv[0], "Experiment,Created,State,metrics.json:acc,metrics.json:loss,prep.seed,train.epochs,train.lr")
+    XCTAssertTrue(csv[2].hasPrefix("small,") && csv[2].hasSuffix(",succeeded,0.99,0.1,1,10,0.01"), String(csv[2]))
+    let md = try dv("exp", "show", "--md", "--only-changed").stdout.split(separator: "\n")
+    XCTAssertEqual(md[0], "| Experiment | Created | State | metrics.json:acc | metrics.json:loss | train.epochs | train.lr |")
+    XCTAssertEqual(md[1], "|---|---|---|---|---|---|---|")
+    let sorted = try showJSON("--sort-by", "loss", "--sort-order", "desc").map { $0["name"] as? String }
+    XCTAssertEqual(sorted, ["workspace", generated, "small"])
+    let kept = try dv("exp", "show", "--csv", "--keep", "^train", "--drop", "epochs").stdout.split(separator: "\n")
+    XCTAssertEqual(kept[0], "Experiment,Created,State,train.lr")
+    XCTAssertEqual(try dv("exp", "show", "--sort-by", "nope").code, 2)
+
+    XCTAssertEqual(try dv("exp", "remove", "small").stdout, "removed 1 experiment\n")
+    XCTAssertEqual(try showJSON().count, 2)
+    XCTAssertEqual(try dv("exp", "remove", "small").code, 2)
+    XCTAssertEqual(try dv("exp", "remove", "--all").stdout, "removed 1 experiment\n")
+    XCTAssertEqual(try showJSON().count, 1)
+  }
+
+  func testApplyRestoresOutputsAsADirectReproWouldAndGuardsUncommittedWork() throws {
+    try makePipeline(git: true)
+    try commitAll()
+    XCTAssertEqual(try dv("exp", "run", "-S", "train.lr=0.01", "-n", "best").code, 0)
+    XCTAssertEqual(try dv("exp", "run", "-S", "train.lr=0.5", "-n", "worse").code, 0)
+    let apply = try dv("exp", "apply", "best")
+    XCTAssertEqual(apply.code, 0, apply.stderr)
+
+    // The same params run directly in a workspace of their own.
+    try FileSystem.createDirectory(root + "/direct")
+    XCTAssertEqual(try dv("init", "--no-scm", in: "direct").code, 0)
+    try write("direct/params.yaml", params.replacingOccurrences(of: "lr: 0.1", with: "lr: 0.01"))
+    try write("direct/train.sh", script)
+    try write("direct/stages.yaml", stages)
+    XCTAssertEqual(try dv("repro", in: "direct").code, 0)
+    for file in ["model.txt", "metrics.json", "prep.txt"] { XCTAssertEqual(read(file), read("direct/" + file), file) }
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n", "nothing to rerun after apply")
+    XCTAssertEqual((try showJSON()[0]["params"] as? [String: [String: String]])?["params.yaml"]?["train.lr"], "0.01")
+
+    // An edit nobody recorded is not overwritten without --force.
+    try write("params.yaml", params.replacingOccurrences(of: "epochs: 10", with: "epochs: 99"))
+    let refused = try dv("exp", "apply", "worse")
+    assertFails(refused, code: 1, "'params.yaml' has changes that are neither committed nor in an experiment")
+    XCTAssertTrue(read("params.yaml")?.contains("epochs: 99") == true)
+    XCTAssertEqual(try dv("exp", "apply", "worse", "--force").code, 0)
+    XCTAssertTrue(read("model.txt")?.contains("lr=0.5") == true)
+    // What is committed may be replaced: it is not lost.
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "checkout", "-q", "params.yaml"]).code, 0)
+    XCTAssertEqual(try dv("exp", "apply", "best").code, 0)
+  }
+
+  func testBadOverridesChangeNothingAndFailedRunsShowAsFailed() throws {
+    try makePipeline(git: false)
+    let before = read("params.yaml")
+    let cases: [([String], String)] = [
+      (["-S", "train.nope=1"], "params.yaml has no key 'train.nope'; write +train.nope=VALUE to add it"),
+      (["-S", "+train.lr=1"], "params.yaml has 'train.lr' already"),
+      (["-S", "train.lr=range(1,x)"], "range takes two or three numbers"),
+      (["-S", "train.lr=range(5,1)"], "has no values"),
+      (["-S", "train.lr=0.1,0.2"], "is a sweep of several values"),
+      (["-S", "train.sh:x=1"], "train.sh is not a params file (dv reads params from .yaml, .yml and .json files)"),
+      (["-S", "stages.yaml:stages.x=1"], "stages.yaml has no key 'stages.x'"),
+      (["-S", "train.lr"], "expected train.lr=VALUE"),
+      (["-S", "~train.lr=3"], "~key removes a key and takes no value"),
+      (["-S", "../up.yaml:a=1"], "is not a path inside the workspace"),
+    ]
+    for (args, message) in cases {
+      let result = try dv(["exp", "run"] + args)
+      assertFails(result, code: 2, message)
+      XCTAssertEqual(read("params.yaml"), before, "\(args) changed nothing")
+    }
+    XCTAssertEqual(try showJSON().count, 1, "no experiment was recorded")
+
+    // Adding and removing keys.
+    let edits = try dv("exp", "run", "-S", "+train.momentum=0.9", "-S", "~prep.seed", "-n", "edits")
+    assertFails(edits, code: 2, "stages.yaml:")  // prep's cmd reads ${prep.seed}, which is gone
+    XCTAssertTrue(read("params.yaml")?.contains("momentum: 0.9") == true)
+    try write("params.yaml", params)
+    let failed = try dv("exp", "run", "-S", "train.lr=9", "-n", "diverged")
+    XCTAssertEqual(failed.code, 1)
+    let rows = try showJSON()
+    XCTAssertEqual(rows.map { $0["name"] as? String }, ["workspace", "edits", "diverged"])
+    XCTAssertEqual(rows.map { $0["state"] as? String }, [nil, "failed", "failed"])
+    XCTAssertEqual(try showJSON("--hide-failed").count, 1)
+    assertFails(try dv("exp", "apply", "diverged"), code: 1, "experiment 'diverged' failed; there is nothing to apply")
+    assertFails(try dv("exp", "apply", "nothing"), code: 2, "no experiment named 'nothing'")
+  }
+}
