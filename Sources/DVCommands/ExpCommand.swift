@@ -7,7 +7,7 @@ import Foundation
 struct ExpCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "exp", abstract: "Run the pipeline with changed params, and compare and apply the runs.",
-    subcommands: [ExpRun.self, ExpShow.self, ExpDiff.self, ExpApply.self, ExpRemove.self])
+    subcommands: [ExpRun.self, ExpShow.self, ExpDiff.self, ExpApply.self, ExpBranch.self, ExpRemove.self])
 }
 
 struct ExpRun: ParsableCommand {
@@ -210,6 +210,21 @@ struct ExpApply: ParsableCommand {
   func run() throws {
     let result = try global.workspace().applyExperiment(name, force: force)
     print("applied experiment '\(name)': \(result.changed.count) of \(result.checked) outputs checked out")
+  }
+}
+
+struct ExpBranch: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "branch", abstract: "Make a git branch with an experiment's params, metrics and stages.lock committed.")
+
+  @OptionGroup var global: GlobalOptions
+
+  @Argument(help: "The experiment.") var name: String
+  @Argument(help: "The new branch.") var branch: String
+
+  func run() throws {
+    let commit = try global.workspace().branchExperiment(name, branch: branch)
+    print("branch '\(branch)' (\(commit.prefix(7))) holds experiment '\(name)'; `git checkout \(branch)` then `dv checkout`")
   }
 }
 

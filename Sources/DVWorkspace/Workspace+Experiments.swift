@@ -12,10 +12,15 @@ public enum ExperimentError: DVError {
   case notFinished(String, ExperimentRecord.Status)
   /// `exp apply` would overwrite changes that are neither committed nor in an experiment.
   case wouldOverwrite(String)
+  /// `exp branch` of an experiment run outside git.
+  case noBaseline(String)
+  case invalidBranch(String)
+  case branchExists(String)
+  case gitFailed(String)
 
   public var kind: FailureKind {
     switch self {
-    case .notFinished, .wouldOverwrite: return .failed
+    case .notFinished, .wouldOverwrite, .gitFailed: return .failed
     default: return .badInput
     }
   }
@@ -27,6 +32,10 @@ public enum ExperimentError: DVError {
     case .invalidName(let name): return "'\(name)' is not an experiment name (letters, digits, '-', '_' and '.')"
     case .notFinished(let name, let status):
       return "experiment '\(name)' \(status == .failed ? "failed" : "did not finish"); there is nothing to apply"
+    case .noBaseline(let name): return "experiment '\(name)' ran outside git: it has no commit to branch from"
+    case .invalidBranch(let branch): return "'\(branch)' is not a valid git branch name"
+    case .branchExists(let branch): return "a branch named '\(branch)' exists; pick another name"
+    case .gitFailed(let line): return "git failed making the branch: \(line)"
     case .wouldOverwrite(let path):
       return "'\(path)' has changes that are neither committed nor in an experiment; commit them, or pass --force to discard them"
     }
@@ -227,6 +236,57 @@ extension Workspace {
       try FileSystem.writeAtomically(text, to: path.absolute(under: root))
     }
     return try checkout(force: force)
+  }
+
+  /// Makes git branch `branch` holding experiment `name`: a commit on top of the experiment's
+  /// baseline with its params files, metrics and stages.lock. Built with git's plumbing in an
+  /// index of its own, so the working tree and the current branch are not touched; `git
+  /// checkout BRANCH` then `dv checkout` (or the post-checkout hook) brings its outputs.
+  public func branchExperiment(_ name: String, branch: String) throws -> String {
+    guard !config.noSCM, Workspace.isInsideGitRepository(root) else { throw WorkspaceError.needsGit }
+    guard let experiment = try experiments().first(where: { $0.name == name }) else {
+      throw ExperimentError.unknown(name)
+    }
+    guard experiment.status == .succeeded else { throw ExperimentError.notFinished(name, experiment.status) }
+    guard let baseline = experiment.baseline else { throw ExperimentError.noBaseline(name) }
+    let git = GitCommand(directory: root)
+    guard (try? git.run(["check-ref-format", "--branch", branch])) != nil else {
+      throw ExperimentError.invalidBranch(branch)
+    }
+    if (try? git.run(["rev-parse", "--verify", "-q", "refs/heads/" + branch])) != nil {
+      throw ExperimentError.branchExists(branch)
+    }
+    let prefix = String(decoding: try git.run(["rev-parse", "--show-prefix"]), as: UTF8.self)
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    let index = pipelineDirectory + "/tmp/exp-branch.\(getpid()).index"
+    defer { unlink(index) }
+    var environment = ProcessInfo.processInfo.environment
+    environment["GIT_INDEX_FILE"] = index
+    func plumbing(_ arguments: [String], input: String? = nil) throws -> String {
+      let outcome: Program.Outcome
+      if let input {
+        let file = pipelineDirectory + "/tmp/exp-branch.\(getpid()).blob"
+        defer { unlink(file) }
+        try FileSystem.writeFile(Array(input.utf8), to: file)
+        outcome = try Program.run("git", ["-C", root] + arguments + [file], environment: environment)
+      } else {
+        outcome = try Program.run("git", ["-C", root] + arguments, environment: environment)
+      }
+      guard outcome.status == 0 else {
+        throw ExperimentError.gitFailed(outcome.firstErrorLine ?? "git \(arguments.first ?? "") failed")
+      }
+      return outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    _ = try plumbing(["read-tree", baseline])
+    for (file, text) in experiment.files.sorted(by: { $0.key < $1.key }) {
+      let blob = try plumbing(["hash-object", "-w"], input: text)
+      _ = try plumbing(["update-index", "--add", "--cacheinfo", "100644,\(blob),\(prefix)\(file)"])
+    }
+    let tree = try plumbing(["write-tree"])
+    let message = "dv experiment \(name)\n\n" + experiment.overrides.map { "-S " + $0 }.joined(separator: "\n")
+    let commit = try plumbing(["commit-tree", tree, "-p", baseline, "-m", message])
+    _ = try plumbing(["branch", branch, commit])
+    return commit
   }
 
   /// Deletes experiments from the ledger (their outputs stay in the cache until `dv gc`).

@@ -127,6 +127,22 @@ final class ExperimentTests: DVTestCase {
     // What is committed may be replaced: it is not lost.
     XCTAssertEqual(try run("/usr/bin/env", ["git", "checkout", "-q", "params.yaml"]).code, 0)
     XCTAssertEqual(try dv("exp", "apply", "best").code, 0)
+
+    // A branch holding an experiment, made without touching the working tree or the branch.
+    let status = try run("/usr/bin/env", ["git", "status", "--porcelain"]).stdout
+    let branch = try dv("exp", "branch", "worse", "exp-worse")
+    XCTAssertEqual(branch.code, 0, branch.stderr)
+    XCTAssertTrue(branch.stdout.hasPrefix("branch 'exp-worse' ("), branch.stdout)
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "status", "--porcelain"]).stdout, status)
+    XCTAssertTrue(try run("/usr/bin/env", ["git", "show", "exp-worse:params.yaml"]).stdout.contains("lr: 0.5"))
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "log", "-1", "--format=%s", "exp-worse"]).stdout, "dv experiment worse\n")
+    assertFails(try dv("exp", "branch", "worse", "exp-worse"), code: 2, "a branch named 'exp-worse' exists")
+    assertFails(try dv("exp", "branch", "worse", "bad..name"), code: 2, "'bad..name' is not a valid git branch name")
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "stash", "-q", "--include-untracked"]).code, 0)
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "checkout", "-q", "exp-worse"]).code, 0)
+    XCTAssertEqual(try dv("checkout", "--force").code, 0)
+    XCTAssertTrue(read("model.txt")?.contains("lr=0.5") == true)
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
   }
 
   func testBadOverridesChangeNothingAndFailedRunsShowAsFailed() throws {
@@ -164,5 +180,6 @@ final class ExperimentTests: DVTestCase {
     XCTAssertEqual(try showJSON("--hide-failed").count, 1)
     assertFails(try dv("exp", "apply", "diverged"), code: 1, "experiment 'diverged' failed; there is nothing to apply")
     assertFails(try dv("exp", "apply", "nothing"), code: 2, "no experiment named 'nothing'")
+    assertFails(try dv("exp", "branch", "diverged", "b"), code: 2, "git")
   }
 }
