@@ -7,7 +7,10 @@ import Foundation
 struct ExpCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "exp", abstract: "Run the pipeline with changed params, and compare and apply the runs.",
-    subcommands: [ExpRun.self, ExpShow.self, ExpDiff.self, ExpApply.self, ExpBranch.self, ExpRemove.self])
+    subcommands: [
+      ExpRun.self, ExpShow.self, ExpDiff.self, ExpApply.self, ExpBranch.self, ExpRemove.self, ExpPush.self,
+      ExpPull.self,
+    ])
 }
 
 struct ExpRun: ParsableCommand {
@@ -245,5 +248,37 @@ struct ExpRemove: ParsableCommand {
   func run() throws {
     let removed = try global.workspace().removeExperiments(names, all: all)
     print("removed \(removed.count) experiment\(removed.count == 1 ? "" : "s")")
+  }
+}
+
+struct ExpPush: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "push", abstract: "Send finished experiments and their outputs to a remote.")
+
+  @OptionGroup var global: GlobalOptions
+
+  @Option(name: .shortAndLong, help: "The remote (default: core.remote).") var remote: String?
+  @Option(name: .shortAndLong, help: "Parallel transfers.") var jobs: Int?
+  @Argument(help: "Experiments (default: all).") var names: [String] = []
+
+  func run() throws {
+    let result = try global.workspace().pushExperiments(names, remote: remote, jobs: jobs)
+    print("pushed \(result.experiments.count) experiment\(result.experiments.count == 1 ? "" : "s") and \(result.objects.transferred) objects to '\(result.remote)'")
+  }
+}
+
+struct ExpPull: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "pull", abstract: "Receive a remote's experiments and their outputs.")
+
+  @OptionGroup var global: GlobalOptions
+
+  @Option(name: .shortAndLong, help: "The remote (default: core.remote).") var remote: String?
+  @Option(name: .shortAndLong, help: "Parallel transfers.") var jobs: Int?
+  @Argument(help: "Experiments (default: all).") var names: [String] = []
+
+  func run() throws {
+    let result = try global.workspace().pullExperiments(names, remote: remote, jobs: jobs)
+    print("pulled \(result.experiments.count) experiment\(result.experiments.count == 1 ? "" : "s") and \(result.objects.transferred) objects from '\(result.remote)'")
   }
 }

@@ -4,8 +4,8 @@ import GRDB
 
 /// One experiment: a run of the pipeline with params overridden, kept with what it used and
 /// what it measured, so `dv exp show` compares them and `dv exp apply` brings one back.
-public struct ExperimentRecord: Sendable, Equatable {
-  public enum Status: String, Sendable {
+public struct ExperimentRecord: Sendable, Equatable, Codable {
+  public enum Status: String, Sendable, Codable {
     case running, succeeded, failed
   }
 

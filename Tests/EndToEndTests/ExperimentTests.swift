@@ -145,6 +145,66 @@ final class ExperimentTests: DVTestCase {
     XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
   }
 
+  /// Experiments pushed from one workspace are listed and applied in another that never ran
+  /// them: through a directory remote, and through the S3 test server when it runs.
+  func sharing(remote url: String, settings: [[String]] = [], env: [String: String] = [:]) throws {
+    try FileSystem.createDirectory(root + "/a")
+    try FileSystem.createDirectory(root + "/b")
+    for side in ["a", "b"] {
+      XCTAssertEqual(try dv("init", "--no-scm", in: side).code, 0)
+      try write(side + "/params.yaml", params)
+      try write(side + "/train.sh", script)
+      try write(side + "/stages.yaml", stages)
+      XCTAssertEqual(try run(Self.binary, ["remote", "add", "-d", "store", url], in: side).code, 0)
+      for setting in settings {
+        XCTAssertEqual(try run(Self.binary, ["remote", "modify", "store"] + setting, in: side).code, 0)
+      }
+    }
+    XCTAssertEqual(try run(Self.binary, ["repro"], in: "a").code, 0)
+    XCTAssertEqual(try run(Self.binary, ["exp", "run", "-S", "train.lr=0.01", "-n", "small"], in: "a").code, 0)
+    XCTAssertEqual(try run(Self.binary, ["exp", "run", "-S", "train.lr=0.5", "-n", "big"], in: "a").code, 0)
+    let push = try run(Self.binary, ["exp", "push"], in: "a", env: env)
+    XCTAssertEqual(push.code, 0, push.stderr)
+    XCTAssertTrue(push.stdout.hasPrefix("pushed 2 experiments and "), push.stdout)
+    XCTAssertEqual(try run(Self.binary, ["exp", "push"], in: "a", env: env).stdout.prefix(21), "pushed 0 experiments ")
+
+    let pull = try run(Self.binary, ["exp", "pull", "small"], in: "b", env: env)
+    XCTAssertEqual(pull.code, 0, pull.stderr)
+    XCTAssertTrue(pull.stdout.hasPrefix("pulled 1 experiment and "), pull.stdout)
+    let all = try run(Self.binary, ["exp", "pull"], in: "b", env: env)
+    XCTAssertTrue(all.stdout.hasPrefix("pulled 1 experiment and "), all.stdout)
+    let shown = try run(Self.binary, ["exp", "show", "--csv"], in: "b").stdout.split(separator: "\n")
+    XCTAssertEqual(shown.map { $0.split(separator: ",").first.map(String.init) }, ["Experiment", "workspace", "small", "big"])
+    // b's params.yaml is its own uncommitted file (no git here): replacing it takes --force.
+    assertFails(try run(Self.binary, ["exp", "apply", "small"], in: "b"), code: 1, "'params.yaml' has changes")
+    let apply = try run(Self.binary, ["exp", "apply", "small", "--force"], in: "b")
+    XCTAssertEqual(apply.code, 0, apply.stderr)
+    XCTAssertEqual(read("b/model.txt"), "model lr=0.01 epochs=10\n", "outputs from the remote, not a run")
+    XCTAssertEqual(read("b/metrics.json"), "{\"loss\": 0.1, \"acc\": 0.99}\n")
+    XCTAssertEqual(read("b/prep.txt"), read("a/prep.txt"))
+    XCTAssertTrue(read("b/params.yaml")?.contains("lr: 0.01") == true)
+    XCTAssertEqual(try run(Self.binary, ["status"], in: "b").stdout, "data and pipelines are up to date\n")
+    assertFails(try run(Self.binary, ["exp", "pull", "nothing"], in: "b", env: env), code: 2, "no experiment named 'nothing'")
+  }
+
+  func testPushAndPullThroughADirectoryRemote() throws {
+    try FileSystem.createDirectory(root + "/remote")
+    try sharing(remote: root + "/remote")
+  }
+
+  func testPushAndPullThroughS3() throws {
+    let environment = ProcessInfo.processInfo.environment
+    guard let endpoint = environment["DV_TEST_S3_ENDPOINT"], let bucket = environment["DV_TEST_S3_BUCKET"],
+      let keyID = environment["DV_TEST_S3_ACCESS_KEY_ID"], let secret = environment["DV_TEST_S3_SECRET_ACCESS_KEY"]
+    else { throw XCTSkip("no S3 test server: run scripts/test") }
+    try sharing(
+      remote: "s3://\(bucket)/experiments-\(UUID().uuidString)", settings: [["endpoint", endpoint], ["region", "us-east-1"]],
+      env: [
+        "AWS_ACCESS_KEY_ID": keyID, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+      ])
+  }
+
   func testBadOverridesChangeNothingAndFailedRunsShowAsFailed() throws {
     try makePipeline(git: false)
     let before = read("params.yaml")
