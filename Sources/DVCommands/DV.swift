@@ -16,7 +16,7 @@ public struct DV: ParsableCommand {
       InitCommand.self, AddCommand.self, StatusCommand.self, CheckoutCommand.self, GCCommand.self,
       FsckCommand.self, ReproCommand.self, DAGCommand.self, StageCommand.self, MetricsCommand.self,
       ParamsCommand.self, PluginsCommand.self, LineageCommand.self, RemoteCommand.self, PushCommand.self,
-      PullCommand.self, FetchCommand.self, HooksCommand.self, ConfigCommand.self, DoctorCommand.self, ExpCommand.self, ExecStageCommand.self,
+      PullCommand.self, FetchCommand.self, HooksCommand.self, ConfigCommand.self, DoctorCommand.self, ExpCommand.self, QueueCommand.self, ExecStageCommand.self,
     ])
 
   public init() {}

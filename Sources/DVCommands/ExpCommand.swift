@@ -29,6 +29,9 @@ struct ExpRun: ParsableCommand {
   @Option(name: .shortAndLong, help: "The experiment's name (default: two generated words).")
   var name: String?
 
+  @Flag(help: "Queue the experiment (a sweep: one per combination) for `dv queue start`, changing nothing now.")
+  var queue = false
+
   @Flag(name: .shortAndLong, help: "Run the selected stages even when nothing changed.")
   var force = false
 
@@ -39,6 +42,11 @@ struct ExpRun: ParsableCommand {
   var targets: [String] = []
 
   func run() throws {
+    if queue {
+      let names = try global.workspace().queueExperiments(overrides: overrides, name: name)
+      print("queued \(names.count) experiment\(names.count == 1 ? "" : "s"): \(names.joined(separator: ", ")); run them with `dv queue start`")
+      return
+    }
     var options = ReproOptions()
     options.targets = targets
     options.force = force
@@ -80,6 +88,9 @@ struct ExpShow: ParsableCommand {
   @Flag(help: "Leave out experiments that failed.")
   var hideFailed = false
 
+  @Flag(help: "Leave out queued experiments.")
+  var hideQueued = false
+
   func validate() throws {
     if [json, csv, md].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --csv and --md") }
     if !["asc", "desc"].contains(sortOrder) { throw ValidationError("--sort-order is asc or desc") }
@@ -92,6 +103,7 @@ struct ExpShow: ParsableCommand {
   func run() throws {
     var table = try global.workspace().experimentTable()
     if hideFailed { table.rows.removeAll { $0.status == .failed } }
+    if hideQueued { table.rows.removeAll { $0.status == .queued } }
     var columns = table.columns
     if let keep { columns = columns.filter { $0.title.range(of: keep, options: .regularExpression) != nil } }
     if let drop { columns = columns.filter { $0.title.range(of: drop, options: .regularExpression) == nil } }
@@ -280,5 +292,106 @@ struct ExpPull: ParsableCommand {
   func run() throws {
     let result = try global.workspace().pullExperiments(names, remote: remote, jobs: jobs)
     print("pulled \(result.experiments.count) experiment\(result.experiments.count == 1 ? "" : "s") and \(result.objects.transferred) objects from '\(result.remote)'")
+  }
+}
+
+struct QueueCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "queue", abstract: "Run queued experiments, each in an isolated copy of the workspace.",
+    subcommands: [QueueStart.self, QueueStatus.self, QueueLogs.self, QueueKill.self, QueueRemove.self])
+}
+
+struct QueueStart: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "start", abstract: "Run the queued experiments, N at a time, until the queue is empty.")
+
+  @OptionGroup var global: GlobalOptions
+
+  @Option(name: .shortAndLong, help: "Experiments at a time.") var jobs = 1
+
+  func run() throws {
+    let finished = try global.workspace().startQueue(jobs: jobs) { name, status in
+      print("experiment '\(name)' \(status.rawValue)")
+      fflush(stdout)
+    }
+    let failed = finished.filter { $0.status == .failed }.count
+    print("ran \(finished.count) experiment\(finished.count == 1 ? "" : "s")\(failed > 0 ? ", \(failed) failed" : "")")
+    if failed > 0 { throw ExitCode(1) }
+  }
+}
+
+struct QueueStatus: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "status", abstract: "Queued and running experiments.")
+
+  @OptionGroup var global: GlobalOptions
+  @Flag(help: "Print JSON.") var json = false
+
+  func run() throws {
+    let queue = try global.workspace().queueStatus()
+    if json {
+      try Terminal.printJSON(
+        queue.map { entry -> [String: Any] in
+          var value: [String: Any] = ["name": entry.name, "state": entry.status.rawValue, "overrides": entry.overrides]
+          value["pid"] = entry.pid.map { Int($0) }
+          return value
+        })
+      return
+    }
+    if queue.isEmpty { print("the queue is empty") }
+    for entry in queue {
+      print("\(entry.name)  \(entry.status.rawValue)\(entry.pid.map { " (pid \($0))" } ?? "")  \(entry.overrides.joined(separator: " "))")
+    }
+  }
+}
+
+struct QueueLogs: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "logs", abstract: "What a queued experiment's run printed.")
+
+  @OptionGroup var global: GlobalOptions
+  @Flag(name: .shortAndLong, help: "Follow the log while the experiment runs.") var follow = false
+  @Argument(help: "The experiment.") var name: String
+
+  func run() throws {
+    let workspace = try global.workspace()
+    var shown = 0
+    repeat {
+      let text = Array(try workspace.queueLog(name).utf8)
+      if text.count > shown {
+        FileHandle.standardOutput.write(Data(text[shown...]))
+        shown = text.count
+      }
+      guard follow, workspace.isRunning(name) else { break }
+      Thread.sleep(forTimeInterval: 0.2)
+    } while true
+  }
+}
+
+struct QueueKill: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "kill", abstract: "Stop a running experiment.")
+
+  @OptionGroup var global: GlobalOptions
+  @Argument(help: "The experiment.") var name: String
+
+  func run() throws {
+    try global.workspace().killQueued(name)
+    print("stopped experiment '\(name)'")
+  }
+}
+
+struct QueueRemove: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "remove", abstract: "Take queued experiments off the queue.")
+
+  @OptionGroup var global: GlobalOptions
+  @Flag(help: "Every queued experiment.") var queued = false
+  @Flag(help: "Every queued experiment (running ones are stopped with `dv queue kill`).") var all = false
+  @Argument(help: "Experiments.") var names: [String] = []
+
+  func validate() throws {
+    if (queued || all) == !names.isEmpty { throw ValidationError("name experiments, or pass --queued or --all") }
+  }
+
+  func run() throws {
+    let removed = try global.workspace().removeFromQueue(names, allQueued: queued || all)
+    print("removed \(removed.count) experiment\(removed.count == 1 ? "" : "s") from the queue")
   }
 }

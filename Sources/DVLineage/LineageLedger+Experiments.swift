@@ -6,7 +6,7 @@ import GRDB
 /// what it measured, so `dv exp show` compares them and `dv exp apply` brings one back.
 public struct ExperimentRecord: Sendable, Equatable, Codable {
   public enum Status: String, Sendable, Codable {
-    case running, succeeded, failed
+    case queued, running, succeeded, failed
   }
 
   public var name: String

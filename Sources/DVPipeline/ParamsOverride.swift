@@ -25,7 +25,7 @@ public enum OverrideError: DVError {
     case .existingKey(let key, let file): return "-S: \(file) has '\(key)' already; write \(key)=VALUE to change it"
     case .notAParamsFile(let file, let why): return "-S: \(file) is not a params file (\(why))"
     case .sweepNeedsQueue(let text):
-      return "-S '\(text)' is a sweep of several values; run one value at a time (a queue for sweeps is not built yet)"
+      return "-S '\(text)' is a sweep of several values; queue it with `dv exp run --queue`, then `dv queue start`"
     }
   }
 }

@@ -17,10 +17,13 @@ public enum ExperimentError: DVError {
   case invalidBranch(String)
   case branchExists(String)
   case gitFailed(String)
+  case notQueued(String)
+  case notRunning(String)
+  case noLog(String)
 
   public var kind: FailureKind {
     switch self {
-    case .notFinished, .wouldOverwrite, .gitFailed: return .failed
+    case .notFinished, .wouldOverwrite, .gitFailed, .notRunning: return .failed
     default: return .badInput
     }
   }
@@ -31,11 +34,15 @@ public enum ExperimentError: DVError {
     case .nameTaken(let name): return "an experiment named '\(name)' exists; pick another name or `dv exp remove \(name)`"
     case .invalidName(let name): return "'\(name)' is not an experiment name (letters, digits, '-', '_' and '.')"
     case .notFinished(let name, let status):
-      return "experiment '\(name)' \(status == .failed ? "failed" : "did not finish"); there is nothing to apply"
+      let what = status == .failed ? "failed" : status == .queued ? "is queued, not run yet" : "did not finish"
+      return "experiment '\(name)' \(what); there is nothing to apply"
     case .noBaseline(let name): return "experiment '\(name)' ran outside git: it has no commit to branch from"
     case .invalidBranch(let branch): return "'\(branch)' is not a valid git branch name"
     case .branchExists(let branch): return "a branch named '\(branch)' exists; pick another name"
     case .gitFailed(let line): return "git failed making the branch: \(line)"
+    case .notQueued(let name): return "'\(name)' is not a queued experiment; `dv queue status` lists them"
+    case .notRunning(let name): return "experiment '\(name)' is not running"
+    case .noLog(let name): return "experiment '\(name)' has no log (it has not started)"
     case .wouldOverwrite(let path):
       return "'\(path)' has changes that are neither committed nor in an experiment; commit them, or pass --force to discard them"
     }

@@ -21,6 +21,7 @@ extension Workspace {
     /lineage.db
     /lineage.db-*
     /config.local.yaml
+    /exps/
 
     """
 

@@ -205,6 +205,74 @@ final class ExperimentTests: DVTestCase {
       ])
   }
 
+  func testASweepOfTwelveQueuedAndRunThreeAtATimeThenTheBestApplied() throws {
+    try makePipeline(git: true)
+    try commitAll()
+    let before = read("params.yaml")
+    let queued = try dv("exp", "run", "--queue", "-S", "train.lr=0.01,0.1,0.2", "-S", "train.epochs=range(1,5)", "-n", "sweep")
+    XCTAssertEqual(queued.code, 0, queued.stderr)
+    XCTAssertTrue(queued.stdout.hasPrefix("queued 12 experiments: sweep-1, sweep-2,"), queued.stdout)
+    XCTAssertEqual(read("params.yaml"), before, "queueing changes nothing in the workspace")
+    XCTAssertEqual(try dv("queue", "status").stdout.split(separator: "\n").count, 12)
+    XCTAssertEqual(try showJSON("--hide-queued").count, 1)
+
+    let start = try dv("queue", "start", "-j", "3")
+    XCTAssertEqual(start.code, 0, start.stderr)
+    XCTAssertTrue(start.stdout.hasSuffix("ran 12 experiments\n"), start.stdout)
+    XCTAssertEqual(try dv("queue", "status").stdout, "the queue is empty\n")
+    XCTAssertEqual(read("params.yaml"), before, "queued runs happen in copies, not in the workspace")
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "status", "--porcelain"]).stdout, "", "copies are ignored by git")
+    XCTAssertTrue(try dv("queue", "logs", "sweep-1").stdout.contains("Running stage 'train'"))
+    XCTAssertTrue(try dv("queue", "logs", "sweep-1").stdout.contains("Stage 'prep' didn't change, skipping"),
+      "an unaffected stage does not run again")
+
+    let rows = try showJSON("--sort-by", "loss")
+    XCTAssertEqual(rows.count, 13)
+    XCTAssertTrue(rows.dropFirst().allSatisfy { $0["state"] as? String == "succeeded" })
+    let best = try XCTUnwrap(rows[1]["name"] as? String)
+    XCTAssertEqual((rows[1]["metrics"] as? [String: [String: String]])?["metrics.json"]?["loss"], "0.01")
+    for format in ["--csv", "--md"] { XCTAssertEqual(try dv("exp", "show", format).stdout.split(separator: "\n").count, format == "--csv" ? 14 : 15) }
+    XCTAssertEqual(try dv("exp", "apply", best).code, 0)
+    XCTAssertEqual(read("model.txt"), "model lr=0.01 epochs=1\n")
+    XCTAssertEqual(try dv("status").stdout, "data and pipelines are up to date\n")
+  }
+
+  func testAQueueKilledMidRunLosesNothingWhenStartedAgain() throws {
+    try makePipeline(git: false)
+    try write("train.sh", "sleep 1\n" + script)
+    XCTAssertEqual(try dv("repro").code, 0)
+    XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "train.lr=0.2,0.3,0.4,0.5", "-n", "k").code, 0)
+    let queue = Process()
+    queue.executableURL = URL(fileURLWithPath: Self.binary)
+    queue.arguments = ["queue", "start", "-j", "2"]
+    queue.currentDirectoryURL = URL(fileURLWithPath: root)
+    queue.standardOutput = FileHandle.nullDevice
+    queue.standardError = FileHandle.nullDevice
+    try queue.run()
+    for _ in 0..<300 {  // up to 30 s for the first experiment to finish
+      if try showJSON().contains(where: { $0["state"] as? String == "succeeded" }) { break }
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    kill(queue.processIdentifier, SIGKILL)
+    queue.waitUntilExit()
+    let done = try showJSON().filter { $0["state"] as? String == "succeeded" }.count
+    XCTAssertGreaterThan(done, 0)
+    XCTAssertLessThan(done, 4)
+    let again = try dv("queue", "start", "-j", "2")
+    XCTAssertEqual(again.code, 0, again.stderr)
+    let rows = try showJSON()
+    XCTAssertEqual(rows.map { $0["name"] as? String }, ["workspace", "k-1", "k-2", "k-3", "k-4"])
+    XCTAssertTrue(rows.dropFirst().allSatisfy { $0["state"] as? String == "succeeded" }, "\(rows)")
+    XCTAssertEqual(
+      Set(rows.dropFirst().compactMap { ($0["params"] as? [String: [String: String]])?["params.yaml"]?["train.lr"] }),
+      ["0.2", "0.3", "0.4", "0.5"])
+    XCTAssertEqual(try dv("exp", "remove", "--all").code, 0)
+    XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "train.lr=1,2", "-n", "r").code, 0)
+    XCTAssertEqual(try dv("queue", "remove", "r-1").stdout, "removed 1 experiment from the queue\n")
+    XCTAssertEqual(try dv("queue", "remove", "--queued").stdout, "removed 1 experiment from the queue\n")
+    assertFails(try dv("queue", "remove", "r-1"), code: 2, "'r-1' is not a queued experiment")
+  }
+
   func testBadOverridesChangeNothingAndFailedRunsShowAsFailed() throws {
     try makePipeline(git: false)
     let before = read("params.yaml")
@@ -213,7 +281,7 @@ final class ExperimentTests: DVTestCase {
       (["-S", "+train.lr=1"], "params.yaml has 'train.lr' already"),
       (["-S", "train.lr=range(1,x)"], "range takes two or three numbers"),
       (["-S", "train.lr=range(5,1)"], "has no values"),
-      (["-S", "train.lr=0.1,0.2"], "is a sweep of several values"),
+      (["-S", "train.lr=0.1,0.2"], "is a sweep of several values; queue it with `dv exp run --queue`"),
       (["-S", "train.sh:x=1"], "train.sh is not a params file (dv reads params from .yaml, .yml and .json files)"),
       (["-S", "stages.yaml:stages.x=1"], "stages.yaml has no key 'stages.x'"),
       (["-S", "train.lr"], "expected train.lr=VALUE"),
