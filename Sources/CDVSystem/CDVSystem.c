@@ -195,3 +195,11 @@ long long dv_filesystem_magic(const char *path) {
   if (statfs(path, &info) != 0) return -1;
   return (long long)info.f_type;
 }
+
+#include <sys/ioctl.h>
+
+int dv_terminal_columns(int fd) {
+  struct winsize size;
+  if (ioctl(fd, TIOCGWINSZ, &size) != 0) return 0;
+  return size.ws_col;
+}

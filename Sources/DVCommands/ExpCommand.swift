@@ -151,10 +151,11 @@ struct ExpShow: ParsableCommand {
       for row in rows { print("| " + row.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |") }
     } else {
       let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max() ?? 0 }
-      for line in [header] + rows {
-        print(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-          .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-      }
+      Terminal.printPaged(
+        ([header] + rows).map { line in
+          line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        })
     }
   }
 

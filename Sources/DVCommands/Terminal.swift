@@ -42,6 +42,28 @@ enum Terminal {
     c.value < 0x20 || (0x7F...0x9F).contains(c.value) || c.value == 0x2028 || c.value == 0x2029
   }
 
+  /// Prints `lines` to stdout; on a terminal narrower than the longest line, through the pager
+  /// (`$PAGER`, else `less -FRSX`), as git pages what does not fit.
+  static func printPaged(_ lines: [String]) {
+    let columns = Int(dv_terminal_columns(1))
+    guard columns > 0, lines.contains(where: { $0.count > columns }) else {
+      for line in lines { print(line) }
+      return
+    }
+    let pager = Process()
+    pager.executableURL = URL(fileURLWithPath: "/bin/sh")
+    pager.arguments = ["-c", ProcessInfo.processInfo.environment["PAGER"].flatMap { $0.isEmpty ? nil : $0 } ?? "less -FRSX"]
+    let input = Pipe()
+    pager.standardInput = input
+    guard (try? pager.run()) != nil else {
+      for line in lines { print(line) }
+      return
+    }
+    input.fileHandleForWriting.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+    try? input.fileHandleForWriting.close()
+    pager.waitUntilExit()
+  }
+
   /// Writes a JSON value to stdout.
   static func printJSON(_ value: Any) throws {
     let data = try JSONSerialization.data(

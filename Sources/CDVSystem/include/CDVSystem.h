@@ -86,6 +86,9 @@ void dv_forward_signals_install(void);
 /// child was killed, or -1 with errno.
 int dv_wait_exit_code(int pid);
 
+/// The width in columns of the terminal `fd` is, or 0 when it is none.
+int dv_terminal_columns(int fd);
+
 /// statfs(2)'s f_type (the filesystem's magic number) for `path`, or -1 with errno.
 long long dv_filesystem_magic(const char *path);
 
