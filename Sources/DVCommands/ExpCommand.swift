@@ -252,14 +252,19 @@ struct ExpRemove: ParsableCommand {
 
   @Flag(help: "Every experiment.") var all = false
 
+  @Flag(help: "Every queued experiment.") var queued = false
+
   @Argument(help: "Experiments to remove.") var names: [String] = []
 
   func validate() throws {
-    if all == !names.isEmpty { throw ValidationError("name experiments, or pass --all") }
+    if [all, queued, !names.isEmpty].filter({ $0 }).count != 1 {
+      throw ValidationError("name experiments, or pass --queued or --all")
+    }
   }
 
   func run() throws {
-    let removed = try global.workspace().removeExperiments(names, all: all)
+    let workspace = try global.workspace()
+    let removed = queued ? try workspace.removeFromQueue([], allQueued: true) : try workspace.removeExperiments(names, all: all)
     print("removed \(removed.count) experiment\(removed.count == 1 ? "" : "s")")
   }
 }

@@ -269,7 +269,7 @@ final class ExperimentTests: DVTestCase {
     XCTAssertEqual(try dv("exp", "remove", "--all").code, 0)
     XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "train.lr=1,2", "-n", "r").code, 0)
     XCTAssertEqual(try dv("queue", "remove", "r-1").stdout, "removed 1 experiment from the queue\n")
-    XCTAssertEqual(try dv("queue", "remove", "--queued").stdout, "removed 1 experiment from the queue\n")
+    XCTAssertEqual(try dv("exp", "remove", "--queued").stdout, "removed 1 experiment\n")
     assertFails(try dv("queue", "remove", "r-1"), code: 2, "'r-1' is not a queued experiment")
   }
 
