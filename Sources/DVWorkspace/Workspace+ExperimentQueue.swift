@@ -134,17 +134,7 @@ extension Workspace {
       let copy = try Workspace(containing: experimentsDirectory + "/" + record.name)
       record.status = code == 0 ? .succeeded : .failed
       record.finishedAt = LineageLedger.now()
-      record.params = (try? copy.currentParams()) ?? [:]
-      record.metrics = (try? copy.currentMetrics()) ?? [:]
-      var files: [String: String] = [:]
-      for file in Set(record.params.keys).union(record.metrics.keys).union(["stages.lock"]) {
-        if let path = RelativePath(validating: file),
-          let text = try FileSystem.readTextIfPresent(path.absolute(under: copy.root))
-        {
-          files[file] = text
-        }
-      }
-      record.files = files
+      try? copy.snapshot(into: &record)
       try ledger.saveExperiment(record)
       try? FileSystem.removeTree(copy.root)
       for suffix in [".pid", ".exit"] { unlink(experimentsDirectory + "/\(record.name)" + suffix) }

@@ -130,21 +130,26 @@ extension Workspace {
   private func record(_ experiment: inout ExperimentRecord, ledger: LineageLedger) throws {
     experiment.finishedAt = LineageLedger.now()
     experiment.runID = try ledger.runs(limit: 1).first?.id
+    try snapshot(into: &experiment)
+    try ledger.saveExperiment(experiment)
+  }
+
+  /// The experiment's params, metrics, and the texts of its params files, metrics files and
+  /// stages.lock, as this workspace has them now (the workspace, or a queued run's copy).
+  func snapshot(into experiment: inout ExperimentRecord) throws {
     experiment.params = try currentParams()
     experiment.metrics = try currentMetrics()
-    var files: [String: String] = [:]
     // Metrics files are outputs kept out of the cache by default: their texts travel with the
     // experiment so that `exp apply` restores them too.
     let sources = Set(experiment.params.keys).union(experiment.metrics.keys)
-      .union(experiment.overrides.compactMap { try? ParamsOverride.parse($0).file })
+      .union(experiment.overrides.compactMap { try? ParamsOverride.parse($0).file }).union(["stages.lock"])
+    var files: [String: String] = [:]
     for file in sources {
       if let path = RelativePath(validating: file), let text = try FileSystem.readTextIfPresent(path.absolute(under: root)) {
         files[file] = text
       }
     }
-    if let lock = try FileSystem.readTextIfPresent(root + "/stages.lock") { files["stages.lock"] = lock }
     experiment.files = files
-    try ledger.saveExperiment(experiment)
   }
 
   /// The params the pipeline's stages read, as they are in the workspace, by file and key.
