@@ -32,6 +32,9 @@ struct ExpRun: ParsableCommand {
   @Flag(help: "Queue the experiment (a sweep: one per combination) for `dv queue start`, changing nothing now.")
   var queue = false
 
+  @Option(name: [.customShort("C"), .customLong("copy-paths")], help: "With --queue: an untracked path the run's copy gets too.")
+  var copyPaths: [String] = []
+
   @Flag(name: .shortAndLong, help: "Run the selected stages even when nothing changed.")
   var force = false
 
@@ -41,9 +44,13 @@ struct ExpRun: ParsableCommand {
   @Argument(help: "Stages to run (default: all).")
   var targets: [String] = []
 
+  func validate() throws {
+    if !copyPaths.isEmpty && !queue { throw ValidationError("-C copies paths into a queued run's copy: use it with --queue") }
+  }
+
   func run() throws {
     if queue {
-      let names = try global.workspace().queueExperiments(overrides: overrides, name: name)
+      let names = try global.workspace().queueExperiments(overrides: overrides, name: name, copies: copyPaths)
       print("queued \(names.count) experiment\(names.count == 1 ? "" : "s"): \(names.joined(separator: ", ")); run them with `dv queue start`")
       return
     }

@@ -27,11 +27,13 @@ public struct ExperimentRecord: Sendable, Equatable, Codable {
   /// Texts of the params files and of stages.lock when it finished: `exp apply` writes them back
   /// and checks the outputs out of the cache.
   public var files: [String: String]
+  /// Paths git does not track that a queued run's copy of the workspace gets too (`-C`).
+  public var copies: [String]? = nil
 
   public init(
     name: String, runID: String?, baseline: String?, createdAt: Int64, finishedAt: Int64? = nil, status: Status,
     overrides: [String], params: [String: [String: String]] = [:], metrics: [String: [String: String]] = [:],
-    files: [String: String] = [:]
+    files: [String: String] = [:], copies: [String]? = nil
   ) {
     self.name = name
     self.runID = runID
@@ -43,6 +45,7 @@ public struct ExperimentRecord: Sendable, Equatable, Codable {
     self.params = params
     self.metrics = metrics
     self.files = files
+    self.copies = copies
   }
 }
 
@@ -55,13 +58,13 @@ extension LineageLedger {
         try db.execute(
           sql: """
             INSERT OR REPLACE INTO experiments
-              (name, run_id, baseline, created_at, finished_at, status, overrides, params, metrics, files)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              (name, run_id, baseline, created_at, finished_at, status, overrides, params, metrics, files, copies)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
           arguments: [
             experiment.name, experiment.runID, experiment.baseline, experiment.createdAt, experiment.finishedAt,
             experiment.status.rawValue, Self.json(experiment.overrides), Self.json(experiment.params),
-            Self.json(experiment.metrics), Self.json(experiment.files),
+            Self.json(experiment.metrics), Self.json(experiment.files), Self.json(experiment.copies ?? []),
           ])
       }
     }
@@ -74,7 +77,7 @@ extension LineageLedger {
         try Row.fetchAll(
           db,
           sql: """
-            SELECT name, run_id, baseline, created_at, finished_at, status, overrides, params, metrics, files
+            SELECT name, run_id, baseline, created_at, finished_at, status, overrides, params, metrics, files, copies
             FROM experiments ORDER BY created_at, name
             """
         ).map { row in
@@ -82,7 +85,7 @@ extension LineageLedger {
             name: row[0], runID: row[1], baseline: row[2], createdAt: row[3], finishedAt: row[4],
             status: ExperimentRecord.Status(rawValue: row[5]) ?? .failed,
             overrides: Self.decode(row[6]) ?? [], params: Self.decode(row[7]) ?? [:],
-            metrics: Self.decode(row[8]) ?? [:], files: Self.decode(row[9]) ?? [:])
+            metrics: Self.decode(row[8]) ?? [:], files: Self.decode(row[9]) ?? [:], copies: Self.decode(row[10]))
         }
       }
     }

@@ -135,7 +135,8 @@ public final class LineageLedger: @unchecked Sendable {
           """)
     }
     // Experiments (`dv exp run`): name, the run that carried it out, its baseline commit, status,
-    // overrides, params and metrics (JSON), and the params files' and stages.lock's texts.
+    // overrides, params and metrics (JSON), the params files' and stages.lock's texts, and the
+    // untracked paths a queued run's copy gets (`-C`).
     migrator.registerMigration("3-experiments") { db in
       try db.execute(
         sql: """
@@ -149,7 +150,8 @@ public final class LineageLedger: @unchecked Sendable {
             overrides TEXT NOT NULL,
             params TEXT NOT NULL,
             metrics TEXT NOT NULL,
-            files TEXT NOT NULL);
+            files TEXT NOT NULL,
+            copies TEXT NOT NULL DEFAULT '[]');
           """)
     }
     return migrator

@@ -21,9 +21,15 @@ extension Workspace {
   /// Queues one experiment per combination of the overrides' values (a sweep's cross product),
   /// each checked against the params files first; the workspace is not changed. Names are
   /// `name-1`, `name-2`, ... for a named sweep, else generated.
-  public func queueExperiments(overrides texts: [String], name: String?) throws -> [String] {
+  public func queueExperiments(overrides texts: [String], name: String?, copies: [String] = []) throws -> [String] {
     let overrides = try texts.map(ParamsOverride.parse)
     _ = try pipeline()
+    // `-C PATH`: files git does not track that the runs need; they must exist now.
+    let copied = try copies.map { text -> String in
+      let path = try resolver.resolve(text)
+      guard FileSystem.exists(path.absolute(under: root)) else { throw ExperimentError.missingCopy(text) }
+      return path.value
+    }
     var combinations: [[ParamsOverride]] = [[]]
     for override in overrides {
       let choices = override.values.isEmpty ? [override] : override.values.map { value -> ParamsOverride in
@@ -58,7 +64,7 @@ extension Workspace {
       try ledger.saveExperiment(
         ExperimentRecord(
           name: chosen, runID: nil, baseline: baseline, createdAt: LineageLedger.now(), status: .queued,
-          overrides: combination.map(\.text)))
+          overrides: combination.map(\.text), copies: copied))
       names.append(chosen)
     }
     return names
@@ -150,7 +156,7 @@ extension Workspace {
     let copy = experimentsDirectory + "/" + record.name
     try? FileSystem.removeTree(copy)
     try FileSystem.createDirectory(copy + "/.pipeline")
-    for file in try filesForCopy() {
+    for file in try filesForCopy() + (record.copies ?? []) where !FileSystem.exists(copy + "/" + file) {
       let target = copy + "/" + file
       try FileSystem.createDirectory((target as NSString).deletingLastPathComponent)
       try FileManager.default.copyItem(atPath: root + "/" + file, toPath: target)

@@ -20,6 +20,7 @@ public enum ExperimentError: DVError {
   case notQueued(String)
   case notRunning(String)
   case noLog(String)
+  case missingCopy(String)
 
   public var kind: FailureKind {
     switch self {
@@ -43,6 +44,7 @@ public enum ExperimentError: DVError {
     case .notQueued(let name): return "'\(name)' is not a queued experiment; `dv queue status` lists them"
     case .notRunning(let name): return "experiment '\(name)' is not running"
     case .noLog(let name): return "experiment '\(name)' has no log (it has not started)"
+    case .missingCopy(let path): return "-C '\(path)': there is nothing at that path to copy"
     case .wouldOverwrite(let path):
       return "'\(path)' has changes that are neither committed nor in an experiment; commit them, or pass --force to discard them"
     }

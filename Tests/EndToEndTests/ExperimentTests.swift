@@ -273,6 +273,26 @@ final class ExperimentTests: DVTestCase {
     assertFails(try dv("queue", "remove", "r-1"), code: 2, "'r-1' is not a queued experiment")
   }
 
+  func testQueuedCopiesGetWhatGitTracksAndWhatDashCNames() throws {
+    XCTAssertEqual(try run("/usr/bin/env", ["git", "init", "-q"]).code, 0)
+    XCTAssertEqual(try dv("init").code, 0)
+    try write("params.yaml", "n: 1\n")
+    try write(".gitignore", "local.txt\n")
+    try write("local.txt", "not in git\n")
+    try write("stages.yaml", "stages:\n  use:\n    cmd: cat local.txt > out.txt && echo ${n} >> out.txt\n    params: [n]\n    outs: [out.txt]\n")
+    try commitAll()
+    XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "n=2", "-n", "without").code, 0)
+    XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "n=3", "-n", "with", "-C", "local.txt").code, 0)
+    let start = try dv("queue", "start")
+    XCTAssertEqual(start.code, 1, "one of the two failed: \(start.stdout)")
+    XCTAssertTrue(start.stdout.contains("experiment 'without' failed") && start.stdout.contains("experiment 'with' succeeded"), start.stdout)
+    XCTAssertTrue(try dv("queue", "logs", "without").stdout.contains("local.txt"), "its log says what was missing")
+    XCTAssertEqual(try dv("exp", "apply", "with").code, 0)
+    XCTAssertEqual(read("out.txt"), "not in git\n3\n")
+    assertFails(try dv("exp", "run", "--queue", "-S", "n=4", "-C", "nowhere.txt"), code: 2, "-C 'nowhere.txt': there is nothing")
+    XCTAssertEqual(try dv("exp", "run", "-S", "n=4", "-C", "local.txt").code, 2, "-C goes with --queue")
+  }
+
   func testBadOverridesChangeNothingAndFailedRunsShowAsFailed() throws {
     try makePipeline(git: false)
     let before = read("params.yaml")
