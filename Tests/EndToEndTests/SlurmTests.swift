@@ -310,6 +310,25 @@ final class SlurmTests: DVTestCase {
     XCTAssertEqual(try jobs().count, 0, "nothing was submitted")
   }
 
+  func testQueuedExperimentsRunTheirStagesOnTheCluster() throws {
+    XCTAssertEqual(try dv("init", "--no-scm").code, 0)
+    try write("params.yaml", "n: 1\n")
+    try write("stages.yaml", "stages:\n  a:\n    cmd: echo ${n} > a.txt\n    params: [n]\n    outs: [a.txt]\n")
+    XCTAssertEqual(try dv("config", "executor", "slurm").code, 0)
+    XCTAssertEqual(try dv("exp", "run", "--queue", "-S", "n=2,3", "-n", "q").code, 0)
+    let start = try dvSlurm("queue", "start", "-j", "2")
+    XCTAssertEqual(start.code, 0, start.stdout + start.stderr)
+    // Each copy's stage ran as a Slurm job named after the copy's workspace.
+    for name in ["q-1", "q-2"] {
+      let tag = SHA256Hasher.hash(Array((root + "/.pipeline/exps/" + name).utf8)).hex.prefix(8)
+      let jobs = try slurmCommand(["squeue", "--states=all", "--noheader", "--name=dv.\(tag).a", "--format=%T"])
+      XCTAssertEqual(jobs, "COMPLETED\n", name)
+    }
+    // Without git the workspace's own params.yaml counts as uncommitted work: --force replaces it.
+    XCTAssertEqual(try dv("exp", "apply", "q-2", "--force").code, 0)
+    XCTAssertEqual(read("a.txt"), "3\n")
+  }
+
   // MARK: - Helpers
 
   /// Starts `dv args` in the root without waiting; its stderr is collected.
