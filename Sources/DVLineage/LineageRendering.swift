@@ -110,10 +110,19 @@ public enum LineageGraphText {
 public enum LineageFormat {
   /// `2026-11-23T19:02:11.123Z`.
   public static func isoTime(_ milliseconds: Int64) -> String {
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    // By hand (gmtime_r): an ISO8601DateFormatter per call cost 0.3 ms, which made `dv exp show`
+    // of a thousand experiments take a third of a second.
+    let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+    var time = time_t(fraction < 0 ? seconds - 1 : seconds)
+    var parts = tm()
+    gmtime_r(&time, &parts)
+    func padded(_ value: Int32, _ width: Int) -> String {
+      let digits = String(value)
+      return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+    return padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2) + "T"
+      + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "."
+      + padded(Int32(fraction < 0 ? fraction + 1000 : fraction), 3) + "Z"
   }
 
   /// `2026-11-23 19:02` in UTC.

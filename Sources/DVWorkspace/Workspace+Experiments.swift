@@ -190,7 +190,7 @@ extension Workspace {
   /// The table of `dv exp show`: the workspace first, then the experiments, grouped by baseline
   /// in the order the baselines first appear.
   public func experimentTable() throws -> ExperimentTable {
-    let records = try experiments()
+    let records = try openLedger().experiments(files: false)
     var rows = [
       ExperimentTable.Row(
         name: "workspace", createdAt: nil, status: nil,
